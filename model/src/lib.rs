@@ -10,6 +10,7 @@
 pub mod actor;
 pub mod centres;
 pub mod docs;
+pub mod sync;
 pub mod vocab;
 
 pub use actor::{ActorError, CentreActor};

@@ -1,0 +1,341 @@
+//! The per-document sync state machine: one [`DocPeer`] per (session,
+//! document), wrapping Automerge's `sync::State`.
+//!
+//! The document itself is passed in by the caller on every event rather than
+//! owned, because at the hub one document is shared by the sessions of every
+//! connected node while each session keeps its own sync state.
+//!
+//! Incoming changes pass a [`ChangeGate`] one by one, each checked against
+//! the document as it stands with the earlier changes of the same message
+//! applied, on a staged copy. Only when every change passes is the copy
+//! swapped in: a refused message leaves both the document and the sync state
+//! exactly as they were.
+
+use automerge::sync::{self, SyncDoc};
+use automerge::{Automerge, AutomergeError, Change, ChangeHash, ReadDoc};
+
+/// Decides whether one incoming change may be merged. `before` is the
+/// document with every earlier change of the same message applied.
+pub trait ChangeGate {
+    fn check(&mut self, before: &Automerge, change: &Change) -> Result<(), String>;
+}
+
+impl<F> ChangeGate for F
+where
+    F: FnMut(&Automerge, &Change) -> Result<(), String>,
+{
+    fn check(&mut self, before: &Automerge, change: &Change) -> Result<(), String> {
+        self(before, change)
+    }
+}
+
+/// Accepts every change: for the node, which trusts what the hub validated.
+pub fn accept_all(_: &Automerge, _: &Change) -> Result<(), String> {
+    Ok(())
+}
+
+/// What the adapter must do, in this order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Effect {
+    /// Store these bytes durably before carrying out any later effect.
+    Persist(Persist),
+    /// Send this encoded sync message to the peer.
+    Send(Vec<u8>),
+    /// Nothing to send: as far as the protocol knows, the peer has our heads.
+    Idle { heads: Vec<ChangeHash> },
+}
+
+/// New changes merged into the document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Persist {
+    /// Raw change chunks, loadable with `Automerge::load_incremental`.
+    pub bytes: Vec<u8>,
+    pub n_changes: usize,
+    /// The document's heads after the merge.
+    pub heads: Vec<ChangeHash>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error("malformed sync message: {0}")]
+    Malformed(String),
+    #[error("malformed change in sync message: {0}")]
+    MalformedChange(String),
+    #[error("change {hash} refused: {reason}")]
+    Rejected { hash: ChangeHash, reason: String },
+    #[error("automerge could not apply the message")]
+    Apply(#[from] AutomergeError),
+}
+
+/// One side of Automerge's sync protocol for one document.
+#[derive(Debug, Default)]
+pub struct DocPeer {
+    state: sync::State,
+}
+
+impl DocPeer {
+    pub fn new() -> Self {
+        DocPeer::default()
+    }
+
+    /// The peer received a full snapshot at `heads` by another route: start
+    /// from there instead of discovering it with bloom filters.
+    pub fn peer_has(heads: Vec<ChangeHash>) -> Self {
+        let mut state = sync::State::new();
+        state.shared_heads = heads.clone();
+        state.their_heads = Some(heads);
+        state.their_need = Some(Vec::new());
+        state.their_have = Some(vec![sync::Have {
+            last_sync: state.shared_heads.clone(),
+            bloom: sync::BloomFilter::default(),
+        }]);
+        DocPeer { state }
+    }
+
+    /// Forgets everything about the peer, e.g. after refusing its message.
+    pub fn reset(&mut self) {
+        self.state = sync::State::new();
+    }
+
+    /// The peer's heads as last announced, if any.
+    pub fn their_heads(&self) -> Option<&[ChangeHash]> {
+        self.state.their_heads.as_deref()
+    }
+
+    /// Clears "a message is in flight", so that the next [`Self::generate`]
+    /// may speak again: for when the peer answered outside the protocol.
+    pub fn peer_answered(&mut self, heads: Vec<ChangeHash>) {
+        self.state.in_flight = false;
+        self.state.their_heads = Some(heads);
+    }
+
+    /// A local change (or another peer's accepted change) may need sending.
+    pub fn generate(&mut self, doc: &Automerge) -> Option<Vec<u8>> {
+        doc.generate_sync_message(&mut self.state)
+            .map(sync::Message::encode)
+    }
+
+    /// Handles one encoded sync message from the peer. On error nothing has
+    /// changed: not the document, not the sync state.
+    pub fn receive(
+        &mut self,
+        doc: &mut Automerge,
+        message: &[u8],
+        gate: &mut impl ChangeGate,
+    ) -> Result<Vec<Effect>, SyncError> {
+        let message =
+            sync::Message::decode(message).map_err(|e| SyncError::Malformed(e.to_string()))?;
+        let before_heads = doc.get_heads();
+        let mut state = self.state.clone();
+
+        let staged = if message.changes.is_empty() {
+            None
+        } else {
+            let incoming = decode_changes(doc, &message.changes)?;
+            if incoming.is_empty() {
+                None
+            } else {
+                let mut staged = doc.clone();
+                for change in incoming {
+                    gate.check(&staged, &change)
+                        .map_err(|reason| SyncError::Rejected {
+                            hash: change.hash(),
+                            reason,
+                        })?;
+                    staged.apply_changes([change])?;
+                }
+                Some(staged)
+            }
+        };
+
+        let mut effects = Vec::new();
+        match staged {
+            Some(mut staged) => {
+                // The changes are already in `staged`; this call only updates
+                // the sync state (applying a known change again is a no-op).
+                staged.receive_sync_message(&mut state, message)?;
+                *doc = staged;
+            }
+            None => doc.receive_sync_message(&mut state, message)?,
+        }
+        self.state = state;
+
+        let heads = doc.get_heads();
+        if heads != before_heads {
+            let changes = doc.get_changes(&before_heads);
+            let mut bytes = Vec::new();
+            for change in &changes {
+                bytes.extend_from_slice(change.raw_bytes());
+            }
+            effects.push(Effect::Persist(Persist {
+                bytes,
+                n_changes: changes.len(),
+                heads: heads.clone(),
+            }));
+        }
+        match self.generate(doc) {
+            Some(bytes) => effects.push(Effect::Send(bytes)),
+            None => effects.push(Effect::Idle { heads }),
+        }
+        Ok(effects)
+    }
+}
+
+/// The changes of a message that `doc` does not have yet, in message order.
+/// Chunks are usually single changes; a chunk that is a whole document (the
+/// V2 format sends one when most of a document is missing) is expanded.
+fn decode_changes(doc: &Automerge, chunks: &sync::ChunkList) -> Result<Vec<Change>, SyncError> {
+    let mut out = Vec::new();
+    for chunk in chunks.iter() {
+        match Change::from_bytes(chunk.to_vec()) {
+            Ok(change) => out.push(change),
+            Err(change_err) => {
+                let whole = Automerge::load(chunk)
+                    .map_err(|_| SyncError::MalformedChange(change_err.to_string()))?;
+                out.extend(whole.get_changes(&[]));
+            }
+        }
+    }
+    out.retain(|c| doc.get_change_by_hash(&c.hash()).is_none());
+    Ok(out)
+}
+
+/// Counts the changes of `doc` that are not in the ancestry of `acked`.
+pub fn count_changes_after(doc: &Automerge, acked: &[ChangeHash]) -> usize {
+    // Heads the document does not know (a hub ahead of us) would make
+    // get_changes return everything; keep only known ones.
+    let known: Vec<ChangeHash> = acked
+        .iter()
+        .copied()
+        .filter(|h| doc.get_change_by_hash(h).is_some())
+        .collect();
+    doc.get_changes(&known).len()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use automerge::transaction::Transactable;
+    use automerge::{AutoCommit, ROOT};
+
+    use crate::actor::CentreActor;
+    use crate::centres::CentreId;
+
+    fn doc_of(centre: &str, key: &str, value: &str) -> Automerge {
+        let actor = CentreActor::new(CentreId::new(centre).unwrap(), *b"test0001").actor_id();
+        let mut doc = AutoCommit::new().with_actor(actor);
+        doc.put(ROOT, key, value).unwrap();
+        doc.commit();
+        doc.document().clone()
+    }
+
+    /// Runs the protocol between two peers until both are idle; returns the
+    /// number of messages exchanged.
+    fn converge(
+        a: &mut Automerge,
+        b: &mut Automerge,
+        gate_b: &mut impl ChangeGate,
+    ) -> Result<usize, SyncError> {
+        let (mut pa, mut pb) = (DocPeer::new(), DocPeer::new());
+        let mut n = 0;
+        let mut to_b = pa.generate(a);
+        while let Some(msg) = to_b.take() {
+            n += 1;
+            assert!(n < 50, "sync does not terminate");
+            let effects = pb.receive(b, &msg, gate_b)?;
+            let Some(Effect::Send(reply)) = effects.last().cloned() else {
+                break;
+            };
+            n += 1;
+            let effects = pa.receive(a, &reply, &mut accept_all)?;
+            if let Some(Effect::Send(next)) = effects.last().cloned() {
+                to_b = Some(next);
+            }
+        }
+        Ok(n)
+    }
+
+    #[test]
+    fn two_peers_converge_and_persist_before_sending() {
+        let mut a = doc_of("namur", "title", "Le jeu des émotions");
+        let mut b = doc_of("liege", "age", "8-12");
+        converge(&mut a, &mut b, &mut accept_all).unwrap();
+        assert_eq!(a.get_heads(), b.get_heads());
+        assert!(a.get(ROOT, "age").unwrap().is_some());
+        assert!(b.get(ROOT, "title").unwrap().is_some());
+
+        // The persist effect comes first and its bytes rebuild the change.
+        let mut c = doc_of("huy-waremme", "x", "y");
+        let mut fresh = Automerge::new();
+        let mut peer = DocPeer::new();
+        let mut sender = DocPeer::new();
+        let m1 = sender.generate(&c).unwrap();
+        let e1 = peer.receive(&mut fresh, &m1, &mut accept_all).unwrap();
+        let Some(Effect::Send(r1)) = e1.last().cloned() else {
+            panic!("{e1:?}")
+        };
+        let e2 = sender.receive(&mut c, &r1, &mut accept_all).unwrap();
+        let Some(Effect::Send(m2)) = e2.last().cloned() else {
+            panic!("{e2:?}")
+        };
+        let e3 = peer.receive(&mut fresh, &m2, &mut accept_all).unwrap();
+        let Effect::Persist(p) = &e3[0] else {
+            panic!("{e3:?}")
+        };
+        assert_eq!(p.n_changes, 1);
+        let mut rebuilt = Automerge::new();
+        rebuilt.load_incremental(&p.bytes).unwrap();
+        assert_eq!(rebuilt.get_heads(), c.get_heads());
+    }
+
+    #[test]
+    fn refused_change_leaves_document_and_state_untouched() {
+        let mut forged = doc_of("namur", "holding", "mine");
+        let mut hub = doc_of("liege", "title", "x");
+        let before = hub.get_heads();
+        let mut only_liege = |_: &Automerge, c: &Change| {
+            let actor = CentreActor::parse(c.actor_id()).map_err(|e| e.to_string())?;
+            if actor.centre.as_str() == "liege" {
+                Ok(())
+            } else {
+                Err(format!("actor belongs to {}", actor.centre))
+            }
+        };
+        let err = converge(&mut forged, &mut hub, &mut only_liege).unwrap_err();
+        assert!(matches!(err, SyncError::Rejected { .. }), "{err}");
+        assert_eq!(hub.get_heads(), before);
+    }
+
+    #[test]
+    fn malformed_bytes_are_errors_not_panics() {
+        let mut doc = Automerge::new();
+        let mut peer = DocPeer::new();
+        for junk in [&b""[..], b"\x42", b"\x42\x01\x02", &[0xffu8; 100]] {
+            assert!(peer.receive(&mut doc, junk, &mut accept_all).is_err());
+        }
+        // A well-formed message whose change chunk is garbage.
+        let msg = sync::Message {
+            heads: vec![],
+            need: vec![],
+            have: vec![],
+            changes: sync::ChunkList::from(vec![b"not a change".to_vec()]),
+            flags: None,
+            version: sync::MessageVersion::V1,
+        };
+        let err = peer
+            .receive(&mut doc, &msg.encode(), &mut accept_all)
+            .unwrap_err();
+        assert!(matches!(err, SyncError::MalformedChange(_)), "{err}");
+        assert!(doc.get_heads().is_empty());
+    }
+
+    #[test]
+    fn snapshot_start_skips_discovery() {
+        let a = doc_of("namur", "k", "v");
+        let mut peer = DocPeer::peer_has(a.get_heads());
+        assert!(peer.generate(&a).is_some());
+        assert_eq!(count_changes_after(&a, &a.get_heads()), 0);
+        assert_eq!(count_changes_after(&a, &[]), 1);
+    }
+}
