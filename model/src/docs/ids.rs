@@ -165,11 +165,22 @@ mod tests {
 
     #[test]
     fn ids_round_trip_and_map_to_spaces() {
-        for s in ["catalogue/007", "appui/evras", "survey/pcs-2020", "stats/namur"] {
+        for s in [
+            "catalogue/007",
+            "appui/evras",
+            "survey/pcs-2020",
+            "stats/namur",
+        ] {
             assert_eq!(DocId::parse(s).unwrap().to_string(), s);
         }
-        assert_eq!(DocId::parse("appui/evras").unwrap().space().as_str(), "appui:evras");
-        assert_eq!(DocId::parse("catalogue/255").unwrap().space(), SpaceId::catalogue());
+        assert_eq!(
+            DocId::parse("appui/evras").unwrap().space().as_str(),
+            "appui:evras"
+        );
+        assert_eq!(
+            DocId::parse("catalogue/255").unwrap().space(),
+            SpaceId::catalogue()
+        );
         assert!(DocId::parse("catalogue/256").is_err());
         assert!(DocId::parse("catalogue/7").is_err());
         assert!(DocId::parse("stats/atlantis").is_err());

@@ -1,5 +1,5 @@
 //! The shared documents: which Automerge documents exist, how they are named,
-//! and the validation the hub runs on every incoming change.
+//! their schemas, and the validation the hub runs on every incoming change.
 //!
 //! Document ids are plain strings `"<kind>/<key>"` so the hub can store and
 //! route them without knowing their schema:
@@ -10,7 +10,26 @@
 //! | `appui/<scheme>`        | `appui:<scheme>` | a point d'appui repository           |
 //! | `survey/<survey-id>`    | `survey:<id>`    | one joint survey                     |
 //! | `stats/<centre-id>`     | `stats`          | one centre's published aggregates    |
+//!
+//! Each schema lives in its own module, the only place its key strings
+//! appear; `schema` holds what they share (root keys, genesis, helpers).
 
+pub mod appui;
+pub mod catalogue;
 pub mod ids;
+pub mod normalize;
+pub mod schema;
+pub mod stats;
+pub mod survey;
+pub mod validate;
 
-pub use ids::{DocId, DocIdError, DocKind, SpaceId};
+pub use appui::AppuiDoc;
+pub use catalogue::{
+    CatalogueDoc, FieldConflict, MergePlan, Record, RecordEdit, RecordFields, RecordId, bucket_of,
+    conflicts, duplicate_candidates, merge_records,
+};
+pub use ids::{CATALOGUE_BUCKETS, DocId, DocIdError, DocKind, SpaceId};
+pub use schema::{DocError, SCHEMA_VERSION, create_doc, genesis_change, load_doc};
+pub use stats::StatsDoc;
+pub use survey::SurveyDoc;
+pub use validate::{ValidationError, causal_order, validate_change, validate_changes};

@@ -1,0 +1,412 @@
+//! The checks the hub runs on every incoming change before storing or
+//! relaying it, given the document as the hub has it and the centre named by
+//! the client certificate.
+//!
+//! The rules, in order:
+//!
+//! 1. The genesis change of a document (see `schema`) is accepted from anyone,
+//!    provided it is byte for byte the one this crate builds for that id.
+//! 2. Any other change must be made by a centre actor ([`CentreActor`]) of the
+//!    authenticated centre.
+//! 3. Its dependencies must all be in the document: the caller orders
+//!    changes causally (see [`causal_order`]).
+//! 4. `stats/<centre>` is written by that centre only.
+//! 5. The root of a document is fixed by its genesis: no later change writes it.
+//! 6. In the catalogue: records are never deleted or replaced, a record's
+//!    containers are created with it and never replaced, `created_by` is
+//!    written only in the change that creates the record and, like
+//!    `last_edited_by`, only with the author's id; holdings, reviews and
+//!    download counters are written only under the author's own keys.
+//! 7. In a point d'appui repository: per-centre notes, « why this tool »
+//!    notes and `listed_by` entries are written only under the author's key.
+//!
+//! The check decodes the change's operations and resolves each one's target
+//! object to a path: objects the change creates itself are resolved from
+//! their creating operation, older objects through `parents` in `before`.
+//! Operations are inspected rather than the patches of a diff because a write
+//! that loses a conflict produces no visible patch yet stays in the history.
+//! A single change costs a decode and one path lookup per distinct object it
+//! touches; nothing is copied.
+
+use std::collections::{HashMap, HashSet};
+
+use automerge::legacy::{Key, ObjectId, OpType};
+use automerge::{Automerge, Change, ChangeHash, ObjId, Prop, ROOT, ReadDoc, ScalarValue};
+
+use crate::actor::{ActorError, CentreActor};
+use crate::centres::CentreId;
+use crate::docs::catalogue::{RECORD_CONTAINERS, keys as cat};
+use crate::docs::ids::{DocId, DocKind};
+use crate::docs::schema::{self, genesis_actor};
+
+/// Why the hub refuses a change.
+#[derive(Debug, thiserror::Error)]
+pub enum ValidationError {
+    #[error("change actor is not a federation actor")]
+    Actor(#[from] ActorError),
+    #[error("change was made by centre {actor} but sent by centre {author}")]
+    ForeignActor { actor: CentreId, author: CentreId },
+    #[error("change claims to be the genesis of {doc} but differs from it")]
+    ForgedGenesis { doc: String },
+    #[error("change depends on {0}, which the document does not have yet")]
+    MissingDependency(ChangeHash),
+    #[error("change touches an object the document does not have")]
+    UnknownObject,
+    #[error("only centre {owner} may write {doc}")]
+    ForeignStats { owner: CentreId, doc: String },
+    #[error("change writes the holdings of {owner} in record {record}")]
+    ForeignHoldings { record: String, owner: String },
+    #[error("change rewrites the provenance of existing record {record}")]
+    ProvenanceRewrite { record: String },
+    #[error("change sets {field} of record {record} to « {value} », not to the author {author}")]
+    ProvenanceNotAuthor {
+        record: String,
+        field: &'static str,
+        value: String,
+        author: CentreId,
+    },
+    #[error("change writes « {key} » in {container}, which only {owner} may write")]
+    ForeignKey {
+        container: String,
+        key: String,
+        owner: String,
+    },
+    #[error("change alters the fixed structure of the document at {path}")]
+    Structure { path: String },
+    #[error("change {index} of the batch is refused")]
+    Batch {
+        index: usize,
+        #[source]
+        source: Box<ValidationError>,
+    },
+    #[error("change cannot be applied")]
+    Apply(#[source] automerge::AutomergeError),
+    #[error("genesis of {doc} cannot be built")]
+    Genesis {
+        doc: String,
+        #[source]
+        source: Box<schema::DocError>,
+    },
+}
+
+/// Checks one change against the document it is sent for. `before` must hold
+/// every dependency of the change.
+pub fn validate_change(
+    doc_id: &DocId,
+    before: &Automerge,
+    change: &Change,
+    author: &CentreId,
+) -> Result<(), ValidationError> {
+    if change.actor_id() == &genesis_actor() {
+        let genesis =
+            schema::genesis_change(doc_id).map_err(|source| ValidationError::Genesis {
+                doc: doc_id.to_string(),
+                source: Box::new(source),
+            })?;
+        return if genesis.hash() == change.hash() {
+            Ok(())
+        } else {
+            Err(ValidationError::ForgedGenesis {
+                doc: doc_id.to_string(),
+            })
+        };
+    }
+
+    let actor = CentreActor::parse(change.actor_id())?;
+    if &actor.centre != author {
+        return Err(ValidationError::ForeignActor {
+            actor: actor.centre,
+            author: author.clone(),
+        });
+    }
+    for dep in change.deps() {
+        if before.get_change_meta_by_hash(dep).is_none() {
+            return Err(ValidationError::MissingDependency(*dep));
+        }
+    }
+    if let DocKind::Stats { centre } = doc_id.kind()
+        && centre != author
+    {
+        return Err(ValidationError::ForeignStats {
+            owner: centre.clone(),
+            doc: doc_id.to_string(),
+        });
+    }
+
+    let mut check = Checker {
+        doc_id,
+        before,
+        actor: &actor,
+        change_actor: change.actor_id(),
+        local_paths: HashMap::new(),
+        cache: HashMap::new(),
+        created_records: HashSet::new(),
+    };
+    let expanded = change.decode();
+    let start = expanded.start_op.get();
+    for (index, op) in expanded.operations.iter().enumerate() {
+        let path = check.resolve(&op.obj)?;
+        let key = match &op.key {
+            Key::Map(k) => Some(k.as_str()),
+            Key::Seq(_) => None,
+        };
+        check.op(&path, key, &op.action)?;
+        if let OpType::Make(_) = op.action {
+            let mut child = path.clone();
+            child.push(key.unwrap_or("#").to_owned());
+            let id = start + u64::try_from(index).unwrap_or(u64::MAX);
+            check.local_paths.insert(id, child);
+        }
+    }
+    Ok(())
+}
+
+/// Checks a batch of changes in the given order, each against `before` plus
+/// the changes before it. The caller passes them in causal order.
+pub fn validate_changes(
+    doc_id: &DocId,
+    before: &Automerge,
+    changes: &[Change],
+    author: &CentreId,
+) -> Result<(), ValidationError> {
+    let batch = |index: usize| {
+        move |source: ValidationError| ValidationError::Batch {
+            index,
+            source: Box::new(source),
+        }
+    };
+    if let [single] = changes {
+        return validate_change(doc_id, before, single, author).map_err(batch(0));
+    }
+    // Later changes may build on objects created by earlier ones, so each is
+    // applied to a private copy once it has passed.
+    let mut work = before.fork();
+    for (index, change) in changes.iter().enumerate() {
+        validate_change(doc_id, &work, change, author).map_err(batch(index))?;
+        work.apply_changes([change.clone()])
+            .map_err(|e| batch(index)(ValidationError::Apply(e)))?;
+    }
+    Ok(())
+}
+
+/// Orders changes so that each comes after those of its dependencies that are
+/// in the batch; otherwise keeps the given order.
+pub fn causal_order(changes: Vec<Change>) -> Vec<Change> {
+    let in_batch: HashSet<ChangeHash> = changes.iter().map(Change::hash).collect();
+    let mut placed: HashSet<ChangeHash> = HashSet::new();
+    let mut pending = changes;
+    let mut out = Vec::with_capacity(pending.len());
+    while !pending.is_empty() {
+        let before = pending.len();
+        let mut rest = Vec::new();
+        for change in pending {
+            let ready = change
+                .deps()
+                .iter()
+                .all(|d| !in_batch.contains(d) || placed.contains(d));
+            if ready {
+                placed.insert(change.hash());
+                out.push(change);
+            } else {
+                rest.push(change);
+            }
+        }
+        if rest.len() == before {
+            // A dependency cycle cannot come from real changes; keep the
+            // remainder as given and let validation report it.
+            out.extend(rest);
+            break;
+        }
+        pending = rest;
+    }
+    out
+}
+
+struct Checker<'a> {
+    doc_id: &'a DocId,
+    before: &'a Automerge,
+    actor: &'a CentreActor,
+    change_actor: &'a automerge::ActorId,
+    /// Paths of objects created by this change, by operation counter.
+    local_paths: HashMap<u64, Vec<String>>,
+    /// Paths of objects of `before` already looked up.
+    cache: HashMap<ObjectId, Vec<String>>,
+    /// Records created by this change (their provenance may be written).
+    created_records: HashSet<String>,
+}
+
+impl Checker<'_> {
+    fn resolve(&mut self, obj: &ObjectId) -> Result<Vec<String>, ValidationError> {
+        let opid = match obj {
+            ObjectId::Root => return Ok(Vec::new()),
+            ObjectId::Id(opid) => opid,
+        };
+        if opid.actor() == self.change_actor
+            && let Some(path) = self.local_paths.get(&opid.counter())
+        {
+            return Ok(path.clone());
+        }
+        if let Some(path) = self.cache.get(obj) {
+            return Ok(path.clone());
+        }
+        let exid = self
+            .before
+            .import_obj(&format!("{}@{}", opid.counter(), opid.actor()))
+            .map_err(|_| ValidationError::UnknownObject)?;
+        if self.before.object_type(&exid).is_err() {
+            return Err(ValidationError::UnknownObject);
+        }
+        let parents = self
+            .before
+            .parents(&exid)
+            .map_err(|_| ValidationError::UnknownObject)?;
+        let path: Vec<String> = parents
+            .path()
+            .into_iter()
+            .map(|(_, prop)| match prop {
+                Prop::Map(k) => k,
+                Prop::Seq(_) => "#".to_owned(),
+            })
+            .collect();
+        self.cache.insert(obj.clone(), path.clone());
+        Ok(path)
+    }
+
+    fn op(
+        &mut self,
+        path: &[String],
+        key: Option<&str>,
+        action: &OpType,
+    ) -> Result<(), ValidationError> {
+        if path.is_empty() {
+            return Err(ValidationError::Structure {
+                path: format!("/{}", key.unwrap_or("")),
+            });
+        }
+        match self.doc_id.kind() {
+            DocKind::Catalogue { .. } => self.catalogue_op(path, key, action),
+            DocKind::Appui { .. } => self.appui_op(path, key),
+            DocKind::Survey { .. } | DocKind::Stats { .. } => Ok(()),
+        }
+    }
+
+    fn author(&self) -> &CentreId {
+        &self.actor.centre
+    }
+
+    fn catalogue_op(
+        &mut self,
+        path: &[String],
+        key: Option<&str>,
+        action: &OpType,
+    ) -> Result<(), ValidationError> {
+        let structure = |path: &[String], key: Option<&str>| ValidationError::Structure {
+            path: format!("/{}/{}", path.join("/"), key.unwrap_or("#")),
+        };
+        match path {
+            [top] if top == cat::RECORDS => {
+                let Some(id) = key else {
+                    return Err(structure(path, key));
+                };
+                let exists = schema::get_obj(self.before, &ROOT, cat::RECORDS)
+                    .map(|records: ObjId| matches!(self.before.get(&records, id), Ok(Some(_))))
+                    .unwrap_or(false);
+                match action {
+                    OpType::Make(_) if !exists && !self.created_records.contains(id) => {
+                        self.created_records.insert(id.to_owned());
+                        Ok(())
+                    }
+                    _ => Err(structure(path, key)),
+                }
+            }
+            [top, record] if top == cat::RECORDS => {
+                let Some(field) = key else {
+                    return Err(structure(path, key));
+                };
+                let created_here = self.created_records.contains(record);
+                if field == cat::CREATED_BY || field == cat::LAST_EDITED_BY {
+                    if field == cat::CREATED_BY && !created_here {
+                        return Err(ValidationError::ProvenanceRewrite {
+                            record: record.clone(),
+                        });
+                    }
+                    let OpType::Put(value) = action else {
+                        return Err(ValidationError::ProvenanceRewrite {
+                            record: record.clone(),
+                        });
+                    };
+                    let value = match value {
+                        ScalarValue::Str(s) => s.to_string(),
+                        other => other.to_string(),
+                    };
+                    if value != self.author().as_str() {
+                        return Err(ValidationError::ProvenanceNotAuthor {
+                            record: record.clone(),
+                            field: if field == cat::CREATED_BY {
+                                cat::CREATED_BY
+                            } else {
+                                cat::LAST_EDITED_BY
+                            },
+                            value,
+                            author: self.author().clone(),
+                        });
+                    }
+                    return Ok(());
+                }
+                if RECORD_CONTAINERS.contains(&field) && !created_here {
+                    return Err(structure(path, key));
+                }
+                Ok(())
+            }
+            [top, record, container] if top == cat::RECORDS => {
+                let Some(key) = key else {
+                    return Ok(());
+                };
+                let mut parts = key.split('/');
+                let first = parts.next().unwrap_or("");
+                if container == cat::HOLDINGS && first != self.author().as_str() {
+                    return Err(ValidationError::ForeignHoldings {
+                        record: record.clone(),
+                        owner: first.to_owned(),
+                    });
+                }
+                if container == cat::REVIEWS && first != self.author().as_str() {
+                    return Err(ValidationError::ForeignKey {
+                        container: format!("reviews of {record}"),
+                        key: key.to_owned(),
+                        owner: first.to_owned(),
+                    });
+                }
+                if container == cat::DOWNLOADS {
+                    let centre = parts.next().unwrap_or("");
+                    let instance = parts.next().unwrap_or("");
+                    if centre != self.author().as_str()
+                        || instance != hex::encode(self.actor.instance)
+                    {
+                        return Err(ValidationError::ForeignKey {
+                            container: format!("downloads of {record}"),
+                            key: key.to_owned(),
+                            owner: format!("{centre}/{instance}"),
+                        });
+                    }
+                }
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn appui_op(&mut self, path: &[String], key: Option<&str>) -> Result<(), ValidationError> {
+        if let ([container], Some(key)) = (path, key)
+            && let Some(owner) = crate::docs::appui::key_owner(container, key)
+            && owner != self.author().as_str()
+        {
+            return Err(ValidationError::ForeignKey {
+                container: container.clone(),
+                key: key.to_owned(),
+                owner,
+            });
+        }
+        Ok(())
+    }
+}
