@@ -10,6 +10,7 @@
 pub mod actor;
 pub mod centres;
 pub mod docs;
+pub mod seed_data;
 pub mod sync;
 pub mod vocab;
 

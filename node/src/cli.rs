@@ -1,0 +1,763 @@
+//! The `clps-node` command line: French for staff, one clear sentence on error.
+//!
+//! Every command opens the data directory's store, does its work through the
+//! storage actor and exits. Nothing is written before the input is validated,
+//! and every write is one transaction.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use clps_model::CentreId;
+use rand::RngCore;
+
+use crate::records::{self, Accompaniment, Event, Kind, Loan, Organisation, Person, Request};
+use crate::seed::{self, SeedOptions};
+use crate::stats::{self, Dimension};
+use crate::store::{OpenMode, Store, StoreError};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "clps-node",
+    version,
+    about = "Nœud d'un CLPS : les dossiers du centre (demandes, prêts, accompagnements, événements) et ses statistiques, hors ligne."
+)]
+pub struct Cli {
+    /// Répertoire de données du nœud (créé par `init`).
+    #[arg(long, global = true, env = "CLPS_NODE_DATA", value_name = "DIR")]
+    pub data: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Initialise le répertoire de données pour un centre.
+    Init {
+        /// Identifiant du centre (par exemple charleroi-thuin).
+        #[arg(long)]
+        centre: String,
+    },
+    /// Organisations partenaires et membres.
+    #[command(subcommand, visible_alias = "org")]
+    Organisation(Crud<OrganisationFields>),
+    /// Personnes de contact (données privées du centre).
+    #[command(subcommand, visible_alias = "personne")]
+    Person(Crud<PersonFields>),
+    /// Demandes.
+    #[command(subcommand, visible_alias = "demande")]
+    Request(Crud<RequestFields>),
+    /// Prêts (mises à disposition).
+    #[command(subcommand, visible_alias = "pret")]
+    Loan(Crud<LoanFields>),
+    /// Accompagnements méthodologiques.
+    #[command(subcommand, visible_alias = "accompagnement")]
+    Accompaniment(Crud<AccompanimentFields>),
+    /// Formations, ateliers, concertations.
+    #[command(subcommand, visible_alias = "evenement")]
+    Event(Crud<EventFields>),
+    /// Tableau croisé des demandes d'une année (type de service × dimension).
+    Stats {
+        #[arg(long)]
+        year: i32,
+        #[arg(long, value_enum)]
+        by: Dimension,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// Génère une année de données réalistes (personnes inventées).
+    Seed {
+        #[arg(long)]
+        year: i32,
+        /// Reproduit les chiffres publiés (charleroi-thuin, 2021).
+        #[arg(long, conflicts_with = "scale")]
+        calibration: bool,
+        /// Taille relative au centre calibré (1.0 = même volume).
+        #[arg(long)]
+        scale: Option<f64>,
+        /// Graine du tirage : même graine, mêmes données.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+    /// Résumé du nœud : centre, nombre de dossiers.
+    Status,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Table,
+    Csv,
+    Json,
+}
+
+/// The five actions every record kind offers.
+#[derive(Debug, Subcommand)]
+pub enum Crud<F: Args> {
+    /// Ajoute un dossier.
+    Add(F),
+    /// Liste les dossiers.
+    List {
+        /// Seulement cette année (demandes, prêts, accompagnements, événements).
+        #[arg(long)]
+        year: Option<i32>,
+    },
+    /// Affiche un dossier.
+    Show { id: i64 },
+    /// Modifie un dossier : seuls les champs donnés changent.
+    Edit {
+        id: i64,
+        #[command(flatten)]
+        fields: F,
+    },
+    /// Supprime un dossier.
+    Delete { id: i64 },
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct OrganisationFields {
+    #[arg(long)]
+    name: Option<String>,
+    #[arg(long = "type")]
+    org_type: Option<String>,
+    #[arg(long)]
+    sector: Option<String>,
+    #[arg(long)]
+    commune: Option<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct PersonFields {
+    #[arg(long)]
+    first_name: Option<String>,
+    #[arg(long)]
+    last_name: Option<String>,
+    #[arg(long)]
+    email: Option<String>,
+    #[arg(long)]
+    phone: Option<String>,
+    #[arg(long = "org")]
+    organisation: Option<i64>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RequestFields {
+    /// Date (AAAA-MM-JJ).
+    #[arg(long)]
+    date: Option<String>,
+    /// Type de service (code).
+    #[arg(long)]
+    service: Option<String>,
+    #[arg(long)]
+    sector: Option<String>,
+    #[arg(long)]
+    profession: Option<String>,
+    /// Mode de contact (code).
+    #[arg(long)]
+    contact: Option<String>,
+    /// Thématique (répétable) ; remplace les thématiques à l'édition.
+    #[arg(long = "theme")]
+    themes: Vec<String>,
+    #[arg(long = "org")]
+    organisation: Option<i64>,
+    #[arg(long)]
+    person: Option<i64>,
+    #[arg(long)]
+    note: Option<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct LoanFields {
+    /// Référence de l'exemplaire prêté.
+    #[arg(long)]
+    item: Option<String>,
+    #[arg(long)]
+    doc_type: Option<String>,
+    #[arg(long)]
+    theme: Option<String>,
+    #[arg(long = "org")]
+    organisation: Option<i64>,
+    #[arg(long)]
+    out: Option<String>,
+    #[arg(long)]
+    due: Option<String>,
+    #[arg(long)]
+    returned: Option<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct AccompanimentFields {
+    #[arg(long)]
+    title: Option<String>,
+    /// general, assuetudes, evras ou covid.
+    #[arg(long)]
+    scheme: Option<String>,
+    #[arg(long)]
+    commune: Option<String>,
+    #[arg(long)]
+    start: Option<String>,
+    #[arg(long = "theme")]
+    themes: Vec<String>,
+    #[arg(long = "axis")]
+    axes: Vec<String>,
+    #[arg(long = "org")]
+    organisation: Option<i64>,
+    #[arg(long)]
+    note: Option<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct EventFields {
+    /// formation, atelier ou concertation.
+    #[arg(long)]
+    kind: Option<String>,
+    #[arg(long)]
+    title: Option<String>,
+    #[arg(long)]
+    start: Option<String>,
+    #[arg(long)]
+    end: Option<String>,
+    /// Centre ou partenaire organisateur (répétable).
+    #[arg(long = "organiser")]
+    organisers: Vec<String>,
+    /// Participants par profession : profession=nombre (répétable).
+    #[arg(long = "participants", value_parser = parse_participants)]
+    participants: Vec<(String, i64)>,
+}
+
+fn parse_participants(s: &str) -> Result<(String, i64), String> {
+    let (profession, n) = s
+        .split_once('=')
+        .ok_or_else(|| format!("« {s} » : attendu profession=nombre"))?;
+    let n: i64 = n
+        .trim()
+        .parse()
+        .map_err(|_| format!("« {n} » n'est pas un nombre"))?;
+    Ok((profession.trim().to_owned(), n))
+}
+
+fn set<T>(target: &mut T, value: Option<T>) {
+    if let Some(v) = value {
+        *target = v;
+    }
+}
+
+fn set_list(target: &mut Vec<String>, values: Vec<String>) {
+    if !values.is_empty() {
+        *target = values;
+    }
+}
+
+/// A record kind's fields as the CLI gives them: applied onto a record.
+pub trait Fields: Args + Clone + Send + 'static {
+    type Record: Default + Clone + Send + serde::Serialize + 'static;
+    const KIND: Kind;
+    fn apply(self, record: &mut Self::Record);
+    fn save(tx: &rusqlite::Transaction<'_>, r: &Self::Record) -> Result<i64, records::OpError>;
+    fn load(conn: &rusqlite::Connection, id: i64) -> Result<Self::Record, records::OpError>;
+    fn set_id(record: &mut Self::Record, id: i64);
+    /// One line for `list`.
+    fn summary(r: &Self::Record) -> String;
+}
+
+impl Fields for OrganisationFields {
+    type Record = Organisation;
+    const KIND: Kind = Kind::Organisation;
+    fn apply(self, r: &mut Organisation) {
+        set(&mut r.name, self.name);
+        set(&mut r.org_type, self.org_type);
+        set(&mut r.sector, self.sector);
+        set(&mut r.commune, self.commune);
+    }
+    fn save(tx: &rusqlite::Transaction<'_>, r: &Organisation) -> Result<i64, records::OpError> {
+        records::save_organisation(tx, r)
+    }
+    fn load(c: &rusqlite::Connection, id: i64) -> Result<Organisation, records::OpError> {
+        records::load_organisation(c, id)
+    }
+    fn set_id(r: &mut Organisation, id: i64) {
+        r.id = id;
+    }
+    fn summary(r: &Organisation) -> String {
+        format!("{} — {} ({})", r.name, r.commune, r.sector)
+    }
+}
+
+impl Fields for PersonFields {
+    type Record = Person;
+    const KIND: Kind = Kind::Person;
+    fn apply(self, r: &mut Person) {
+        set(&mut r.first_name, self.first_name);
+        set(&mut r.last_name, self.last_name);
+        if self.email.is_some() {
+            r.email = self.email;
+        }
+        if self.phone.is_some() {
+            r.phone = self.phone;
+        }
+        if self.organisation.is_some() {
+            r.organisation_id = self.organisation;
+        }
+    }
+    fn save(tx: &rusqlite::Transaction<'_>, r: &Person) -> Result<i64, records::OpError> {
+        records::save_person(tx, r)
+    }
+    fn load(c: &rusqlite::Connection, id: i64) -> Result<Person, records::OpError> {
+        records::load_person(c, id)
+    }
+    fn set_id(r: &mut Person, id: i64) {
+        r.id = id;
+    }
+    fn summary(r: &Person) -> String {
+        format!("{} {}", r.first_name, r.last_name)
+    }
+}
+
+impl Fields for RequestFields {
+    type Record = Request;
+    const KIND: Kind = Kind::Request;
+    fn apply(self, r: &mut Request) {
+        set(&mut r.date, self.date);
+        set(&mut r.service_type, self.service);
+        set(&mut r.sector, self.sector);
+        set(&mut r.profession, self.profession);
+        set(&mut r.contact_mode, self.contact);
+        set_list(&mut r.themes, self.themes);
+        if self.organisation.is_some() {
+            r.organisation_id = self.organisation;
+        }
+        if self.person.is_some() {
+            r.person_id = self.person;
+        }
+        set(&mut r.note, self.note);
+    }
+    fn save(tx: &rusqlite::Transaction<'_>, r: &Request) -> Result<i64, records::OpError> {
+        records::save_request(tx, r)
+    }
+    fn load(c: &rusqlite::Connection, id: i64) -> Result<Request, records::OpError> {
+        records::load_request(c, id)
+    }
+    fn set_id(r: &mut Request, id: i64) {
+        r.id = id;
+    }
+    fn summary(r: &Request) -> String {
+        format!(
+            "{} — {} — {} — {}",
+            r.date,
+            r.service_type,
+            r.sector,
+            r.themes.join(", ")
+        )
+    }
+}
+
+impl Fields for LoanFields {
+    type Record = Loan;
+    const KIND: Kind = Kind::Loan;
+    fn apply(self, r: &mut Loan) {
+        set(&mut r.item_ref, self.item);
+        set(&mut r.document_type, self.doc_type);
+        if self.theme.is_some() {
+            r.theme = self.theme;
+        }
+        if self.organisation.is_some() {
+            r.organisation_id = self.organisation;
+        }
+        set(&mut r.out_date, self.out);
+        set(&mut r.due_date, self.due);
+        if self.returned.is_some() {
+            r.returned_date = self.returned;
+        }
+    }
+    fn save(tx: &rusqlite::Transaction<'_>, r: &Loan) -> Result<i64, records::OpError> {
+        records::save_loan(tx, r)
+    }
+    fn load(c: &rusqlite::Connection, id: i64) -> Result<Loan, records::OpError> {
+        records::load_loan(c, id)
+    }
+    fn set_id(r: &mut Loan, id: i64) {
+        r.id = id;
+    }
+    fn summary(r: &Loan) -> String {
+        format!(
+            "{} — {} — sorti le {}{}",
+            r.item_ref,
+            r.document_type,
+            r.out_date,
+            r.returned_date
+                .as_ref()
+                .map(|d| format!(", rendu le {d}"))
+                .unwrap_or_else(|| format!(", retour prévu le {}", r.due_date))
+        )
+    }
+}
+
+impl Fields for AccompanimentFields {
+    type Record = Accompaniment;
+    const KIND: Kind = Kind::Accompaniment;
+    fn apply(self, r: &mut Accompaniment) {
+        set(&mut r.title, self.title);
+        set(&mut r.scheme, self.scheme);
+        set(&mut r.commune, self.commune);
+        set(&mut r.start_date, self.start);
+        set_list(&mut r.themes, self.themes);
+        set_list(&mut r.axes, self.axes);
+        if self.organisation.is_some() {
+            r.organisation_id = self.organisation;
+        }
+        set(&mut r.note, self.note);
+    }
+    fn save(tx: &rusqlite::Transaction<'_>, r: &Accompaniment) -> Result<i64, records::OpError> {
+        records::save_accompaniment(tx, r)
+    }
+    fn load(c: &rusqlite::Connection, id: i64) -> Result<Accompaniment, records::OpError> {
+        records::load_accompaniment(c, id)
+    }
+    fn set_id(r: &mut Accompaniment, id: i64) {
+        r.id = id;
+    }
+    fn summary(r: &Accompaniment) -> String {
+        format!("{} — {} — {}", r.start_date, r.scheme, r.title)
+    }
+}
+
+impl Fields for EventFields {
+    type Record = Event;
+    const KIND: Kind = Kind::Event;
+    fn apply(self, r: &mut Event) {
+        set(&mut r.kind, self.kind);
+        set(&mut r.title, self.title);
+        if let Some(start) = self.start {
+            if r.end_date.is_empty() {
+                r.end_date = start.clone();
+            }
+            r.start_date = start;
+        }
+        set(&mut r.end_date, self.end);
+        set_list(&mut r.organisers, self.organisers);
+        if !self.participants.is_empty() {
+            r.participants = self.participants;
+        }
+    }
+    fn save(tx: &rusqlite::Transaction<'_>, r: &Event) -> Result<i64, records::OpError> {
+        records::save_event(tx, r)
+    }
+    fn load(c: &rusqlite::Connection, id: i64) -> Result<Event, records::OpError> {
+        records::load_event(c, id)
+    }
+    fn set_id(r: &mut Event, id: i64) {
+        r.id = id;
+    }
+    fn summary(r: &Event) -> String {
+        let n: i64 = r.participants.iter().map(|(_, n)| n).sum();
+        format!(
+            "{} — {} — {} ({} participants ; organisé par {})",
+            r.start_date,
+            r.kind,
+            r.title,
+            n,
+            r.organisers.join(", ")
+        )
+    }
+}
+
+/// Errors the CLI reports: one French sentence each.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error("indiquez le répertoire de données avec --data DIR (ou la variable CLPS_NODE_DATA)")]
+    NoDataDir,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Centre(#[from] clps_model::UnknownCentre),
+    #[error(transparent)]
+    Seed(#[from] seed::SeedError),
+    #[error(
+        "le centre a déjà des demandes en {0} : le tirage ne s'ajoute pas à des données existantes"
+    )]
+    AlreadySeeded(i32),
+}
+
+/// Runs one command; the caller prints the error and sets the exit code.
+pub async fn run(cli: Cli) -> Result<(), CliError> {
+    let data = cli.data.ok_or(CliError::NoDataDir)?;
+    match cli.command {
+        Command::Init { centre } => {
+            let centre = CentreId::new(&centre)?;
+            let mut instance = [0u8; 8];
+            rand::rng().fill_bytes(&mut instance);
+            let store = Store::open(&data, OpenMode::Create)?;
+            let c = centre.clone();
+            let id = store
+                .call(move |conn| crate::centre::init(conn, &c, instance))
+                .await?;
+            println!(
+                "Nœud initialisé pour {} ({}) dans {} — listes de codes version {}",
+                centre.centre().name,
+                centre,
+                data.display(),
+                id.vocab_version
+            );
+            Ok(())
+        }
+        Command::Organisation(action) => crud::<OrganisationFields>(&data, action).await,
+        Command::Person(action) => crud::<PersonFields>(&data, action).await,
+        Command::Request(action) => crud::<RequestFields>(&data, action).await,
+        Command::Loan(action) => crud::<LoanFields>(&data, action).await,
+        Command::Accompaniment(action) => crud::<AccompanimentFields>(&data, action).await,
+        Command::Event(action) => crud::<EventFields>(&data, action).await,
+        Command::Stats { year, by, format } => {
+            let store = open_existing(&data).await?;
+            let table = store
+                .call(move |c| Ok(stats::cross_table(c, year, by)?))
+                .await?;
+            match format {
+                Format::Table => print!("{}", table.to_table()),
+                Format::Csv => print!("{}", table.to_csv()),
+                Format::Json => println!("{}", table.to_json()),
+            }
+            Ok(())
+        }
+        Command::Seed {
+            year,
+            calibration,
+            scale,
+            seed,
+        } => run_seed(&data, year, calibration, scale.unwrap_or(1.0), seed).await,
+        Command::Status => {
+            let store = open_existing(&data).await?;
+            let (identity, counts) = store
+                .call(|c| {
+                    let id = crate::centre::require_identity(c)?;
+                    Ok((id, records::counts(c)?))
+                })
+                .await?;
+            println!(
+                "Centre : {} ({})",
+                identity.centre.centre().name,
+                identity.centre
+            );
+            for (kind, n) in counts {
+                println!("  {kind} : {n}");
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Opens an initialised data directory.
+async fn open_existing(data: &std::path::Path) -> Result<Store, CliError> {
+    let store = Store::open(data, OpenMode::Existing)?;
+    store
+        .call(|c| crate::centre::require_identity(c).map(|_| ()))
+        .await?;
+    Ok(store)
+}
+
+async fn crud<F: Fields>(data: &std::path::Path, action: Crud<F>) -> Result<(), CliError> {
+    let store = open_existing(data).await?;
+    let label = F::KIND.label();
+    match action {
+        Crud::Add(fields) => {
+            let id = store
+                .call(move |c| {
+                    let mut record = F::Record::default();
+                    fields.apply(&mut record);
+                    let tx = c.transaction()?;
+                    let id = F::save(&tx, &record)?;
+                    tx.commit()?;
+                    Ok(id)
+                })
+                .await?;
+            println!("{} n° {id} enregistré(e)", capitalise(label));
+        }
+        Crud::Edit { id, fields } => {
+            store
+                .call(move |c| {
+                    let tx = c.transaction()?;
+                    let mut record = F::load(&tx, id)?;
+                    fields.apply(&mut record);
+                    F::set_id(&mut record, id);
+                    F::save(&tx, &record)?;
+                    tx.commit()?;
+                    Ok(())
+                })
+                .await?;
+            println!("{} n° {id} modifié(e)", capitalise(label));
+        }
+        Crud::Delete { id } => {
+            store
+                .call(move |c| {
+                    let tx = c.transaction()?;
+                    records::delete(&tx, F::KIND, id)?;
+                    tx.commit()?;
+                    Ok(())
+                })
+                .await?;
+            println!("{} n° {id} supprimé(e)", capitalise(label));
+        }
+        Crud::Show { id } => {
+            let record = store.call(move |c| Ok(F::load(c, id)?)).await?;
+            let value = serde_json::to_value(&record).unwrap_or_default();
+            if let serde_json::Value::Object(map) = value {
+                for (key, value) in map {
+                    let shown = match value {
+                        serde_json::Value::Null => "—".to_owned(),
+                        serde_json::Value::String(s) => s,
+                        other => other.to_string(),
+                    };
+                    println!("{:<16} {shown}", french_field(&key));
+                }
+            }
+        }
+        Crud::List { year } => {
+            let rows = store
+                .call(move |c| {
+                    let ids = records::list_ids(c, F::KIND, year)?;
+                    let mut out = Vec::with_capacity(ids.len());
+                    for id in ids {
+                        out.push((id, F::summary(&F::load(c, id)?)));
+                    }
+                    Ok(out)
+                })
+                .await?;
+            for (id, summary) in &rows {
+                println!("{id:>6}  {summary}");
+            }
+            println!("{} {label}(s)", rows.len());
+        }
+    }
+    Ok(())
+}
+
+fn french_field(key: &str) -> &str {
+    match key {
+        "id" => "n°",
+        "name" => "nom",
+        "org_type" => "type",
+        "sector" => "secteur",
+        "commune" => "commune",
+        "first_name" => "prénom",
+        "last_name" => "nom",
+        "email" => "e-mail",
+        "phone" => "téléphone",
+        "organisation_id" => "organisation",
+        "person_id" => "personne",
+        "date" => "date",
+        "service_type" => "type de service",
+        "profession" => "profession",
+        "contact_mode" => "mode de contact",
+        "themes" => "thématiques",
+        "note" => "note",
+        "item_ref" => "exemplaire",
+        "document_type" => "type de document",
+        "theme" => "thématique",
+        "out_date" => "sortie",
+        "due_date" => "retour prévu",
+        "returned_date" => "rendu le",
+        "title" => "titre",
+        "scheme" => "dispositif",
+        "start_date" => "début",
+        "end_date" => "fin",
+        "axes" => "axes",
+        "kind" => "type",
+        "organisers" => "organisateurs",
+        "participants" => "participants",
+        other => other,
+    }
+}
+
+fn capitalise(s: &str) -> String {
+    let mut chars = s.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().collect::<String>() + chars.as_str(),
+        None => String::new(),
+    }
+}
+
+async fn run_seed(
+    data: &std::path::Path,
+    year: i32,
+    calibration: bool,
+    scale: f64,
+    seed_n: u64,
+) -> Result<(), CliError> {
+    let store = open_existing(data).await?;
+    let identity = store.call(|c| crate::centre::require_identity(c)).await?;
+    let options = SeedOptions {
+        centre: identity.centre.clone(),
+        year,
+        calibration,
+        scale,
+        seed: seed_n,
+    };
+    let plan = seed::plan(&options)?;
+    let existing = store
+        .call(move |c| Ok(records::list_ids(c, Kind::Request, Some(year))?.len()))
+        .await?;
+    if existing > 0 {
+        return Err(CliError::AlreadySeeded(year));
+    }
+    let n_requests = plan.n_requests();
+    let plan = std::sync::Arc::new(plan);
+    let steps = 1 + plan.months.len() as u64;
+    let interactive = std::io::stderr().is_terminal();
+    let bar = if interactive {
+        indicatif::ProgressBar::new(steps)
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{msg:30} [{bar:30}] {pos}/{len}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    bar.set_message("organisations et contacts");
+    let p = plan.clone();
+    let ids = std::sync::Arc::new(
+        store
+            .call(move |c| {
+                let tx = c.transaction()?;
+                let ids = seed::write_people(&tx, &p)?;
+                tx.commit()?;
+                Ok(ids)
+            })
+            .await?,
+    );
+    bar.inc(1);
+    if !interactive {
+        eprintln!("lot 1/{steps} enregistré (organisations et contacts)");
+    }
+    for month in 0..plan.months.len() {
+        bar.set_message(format!("mois {:02}/{year}", month + 1));
+        let p = plan.clone();
+        let ids = ids.clone();
+        store
+            .call(move |c| {
+                let tx = c.transaction()?;
+                seed::write_month(&tx, &p.months[month], &ids)?;
+                tx.commit()?;
+                Ok(())
+            })
+            .await?;
+        bar.inc(1);
+        if !interactive {
+            eprintln!(
+                "lot {}/{steps} enregistré (mois {:02})",
+                month + 2,
+                month + 1
+            );
+        }
+    }
+    bar.finish_and_clear();
+    let month_totals =
+        |f: fn(&seed::MonthPlan) -> usize| -> usize { plan.months.iter().map(f).sum() };
+    println!(
+        "{} — année {year} générée : {} organisations, {} contacts, {n_requests} demandes, {} prêts, {} accompagnements, {} événements",
+        identity.centre.centre().name,
+        plan.organisations.len(),
+        plan.persons.len(),
+        month_totals(|m| m.loans.len()),
+        month_totals(|m| m.accompaniments.len()),
+        month_totals(|m| m.events.len()),
+    );
+    Ok(())
+}
