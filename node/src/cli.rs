@@ -79,6 +79,9 @@ pub enum Command {
         #[arg(long, default_value_t = 1)]
         seed: u64,
     },
+    /// Catalogue partagé (centre de ressources, outilthèque).
+    #[command(subcommand)]
+    Catalogue(crate::catalogue_cli::CatalogueCommand),
     /// Résumé du nœud : centre, nombre de dossiers.
     Status,
 }
@@ -475,6 +478,10 @@ pub enum CliError {
         "le centre a déjà des demandes en {0} : le tirage ne s'ajoute pas à des données existantes"
     )]
     AlreadySeeded(i32),
+    #[error(transparent)]
+    Import(#[from] crate::import::ImportError),
+    #[error("{0}")]
+    Usage(String),
 }
 
 /// Runs one command; the caller prints the error and sets the exit code.
@@ -523,6 +530,10 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             scale,
             seed,
         } => run_seed(&data, year, calibration, scale.unwrap_or(1.0), seed).await,
+        Command::Catalogue(command) => {
+            let store = open_existing(&data).await?;
+            crate::catalogue_cli::run(&store, command).await
+        }
         Command::Status => {
             let store = open_existing(&data).await?;
             let (identity, counts) = store
@@ -545,7 +556,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
 }
 
 /// Opens an initialised data directory.
-async fn open_existing(data: &std::path::Path) -> Result<Store, CliError> {
+pub(crate) async fn open_existing(data: &std::path::Path) -> Result<Store, CliError> {
     let store = Store::open(data, OpenMode::Existing)?;
     store
         .call(|c| crate::centre::require_identity(c).map(|_| ()))

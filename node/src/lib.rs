@@ -3,11 +3,17 @@
 //! `store` owns the database (one thread, one connection); `records` holds the
 //! local record kinds and their validation; `stats` computes the published
 //! cross tables from records; `seed` draws a realistic year; `cli` is the
-//! French command line staff use.
+//! French command line staff use. `shared` keeps the node's copies of the
+//! shared Automerge documents; `catalogue` projects the catalogue into SQLite
+//! and FTS5 for search; `import` reads a library system's CSV export.
 
+pub mod catalogue;
+pub mod catalogue_cli;
 pub mod centre;
 pub mod cli;
+pub mod import;
 pub mod records;
 pub mod seed;
+pub mod shared;
 pub mod stats;
 pub mod store;

@@ -9,10 +9,16 @@ use super::APPLICATION_ID;
 
 /// The migrations, in order. Migration `i` (0-based) brings the schema to
 /// version `i + 1`.
-pub const MIGRATIONS: &[(&str, &str)] = &[(
-    "0001_records.sql",
-    include_str!("../../../migrations/node/0001_records.sql"),
-)];
+pub const MIGRATIONS: &[(&str, &str)] = &[
+    (
+        "0001_records.sql",
+        include_str!("../../../migrations/node/0001_records.sql"),
+    ),
+    (
+        "0002_shared_docs.sql",
+        include_str!("../../../migrations/node/0002_shared_docs.sql"),
+    ),
+];
 
 /// The schema version this binary writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
