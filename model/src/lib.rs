@@ -11,6 +11,7 @@ pub mod actor;
 pub mod centres;
 pub mod docs;
 pub mod seed_data;
+pub mod stats;
 pub mod sync;
 pub mod vocab;
 

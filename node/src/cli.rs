@@ -13,8 +13,9 @@ use rand::RngCore;
 
 use crate::records::{self, Accompaniment, Event, Kind, Loan, Organisation, Person, Request};
 use crate::seed::{self, SeedOptions};
-use crate::stats::{self, Dimension};
+use crate::stats;
 use crate::store::{OpenMode, Store, StoreError};
+use clps_model::stats::Dimension;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -60,7 +61,8 @@ pub enum Command {
     Stats {
         #[arg(long)]
         year: i32,
-        #[arg(long, value_enum)]
+        /// sector, theme, profession ou contact-mode.
+        #[arg(long, value_parser = parse_dimension)]
         by: Dimension,
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
@@ -82,6 +84,8 @@ pub enum Command {
     /// Catalogue partagé (centre de ressources, outilthèque).
     #[command(subcommand)]
     Catalogue(crate::catalogue_cli::CatalogueCommand),
+    /// Publie les agrégats du centre (comptages seulement) dans son document de statistiques.
+    Publish,
     /// Résumé du nœud : centre, nombre de dossiers.
     Status,
 }
@@ -225,6 +229,11 @@ pub struct EventFields {
     /// Participants par profession : profession=nombre (répétable).
     #[arg(long = "participants", value_parser = parse_participants)]
     participants: Vec<(String, i64)>,
+}
+
+fn parse_dimension(s: &str) -> Result<Dimension, String> {
+    s.parse()
+        .map_err(|e: clps_model::stats::UnknownDimension| e.to_string())
 }
 
 fn parse_participants(s: &str) -> Result<(String, i64), String> {
@@ -530,6 +539,12 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             scale,
             seed,
         } => run_seed(&data, year, calibration, scale.unwrap_or(1.0), seed).await,
+        Command::Publish => {
+            let store = open_existing(&data).await?;
+            let n = store.call(crate::publish::publish).await?;
+            println!("Statistiques publiées : {n} cellule(s) mise(s) à jour");
+            Ok(())
+        }
         Command::Catalogue(command) => {
             let store = open_existing(&data).await?;
             crate::catalogue_cli::run(&store, command).await

@@ -561,3 +561,54 @@ fn every_record_kind_round_trips_through_the_cli() {
     );
     assert!(!out.status.success());
 }
+
+#[test]
+fn published_figures_rebuild_the_node_tables_and_follow_deletions() {
+    use clps_model::stats::{Dimension, table_from_figures};
+    let dir = seeded_charleroi();
+    let out = ok(dir.path(), &["publish"]);
+    assert!(out.contains("cellule(s) mise(s) à jour"), "{out}");
+    // Nothing changed: nothing to publish.
+    assert!(ok(dir.path(), &["publish"]).contains(" 0 cellule(s)"));
+    let figures = |d: &Path| {
+        let store = clps_node::store::Store::open(d, clps_node::store::OpenMode::Existing).unwrap();
+        tokio::runtime::Runtime::new()
+            .unwrap()
+            .block_on(store.call(|c| clps_node::publish::published(c)))
+            .unwrap()
+    };
+    let published = figures(dir.path());
+    for by in Dimension::ALL {
+        let csv = ok(
+            dir.path(),
+            &[
+                "stats",
+                "--year",
+                "2021",
+                "--by",
+                by.arg(),
+                "--format",
+                "csv",
+            ],
+        );
+        assert_eq!(
+            table_from_figures(&published, 2021, by).to_csv(),
+            csv,
+            "{by:?}"
+        );
+    }
+    // Only counts: no cell names a person or carries free text.
+    for key in published.keys() {
+        assert!(
+            key.cell
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+        );
+    }
+    // A deleted request leaves the published figures.
+    ok(dir.path(), &["request", "delete", "1"]);
+    ok(dir.path(), &["publish"]);
+    let after = figures(dir.path());
+    let total = |f: &BTreeMap<_, u64>| table_from_figures(f, 2021, Dimension::Sector).total;
+    assert_eq!(total(&after), 784);
+}
