@@ -72,6 +72,7 @@ impl CentreActor {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // a failing unwrap is the test failure
 mod tests {
     use super::*;
 

@@ -72,10 +72,7 @@ impl CentreId {
     /// The centre's published description.
     pub fn centre(&self) -> &'static Centre {
         // A CentreId is only built from an id in `all()`.
-        all()
-            .iter()
-            .find(|c| c.id == self.0)
-            .unwrap_or(&all()[0])
+        all().iter().find(|c| c.id == self.0).unwrap_or(&all()[0])
     }
 
     /// Every centre id, in reference order.
@@ -98,6 +95,7 @@ impl std::str::FromStr for CentreId {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // a failing unwrap is the test failure
 mod tests {
     use super::*;
 
@@ -113,7 +111,10 @@ mod tests {
     fn unknown_centre_is_refused_with_the_known_list() {
         let err = CentreId::new("atlantis").unwrap_err();
         let msg = err.to_string();
-        assert!(msg.contains("atlantis") && msg.contains("charleroi-thuin"), "{msg}");
+        assert!(
+            msg.contains("atlantis") && msg.contains("charleroi-thuin"),
+            "{msg}"
+        );
         assert_eq!(CentreId::new("namur").unwrap().centre().city, "Namur");
     }
 }

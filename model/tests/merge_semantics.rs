@@ -35,7 +35,8 @@ fn genesis_is_identical_everywhere_so_offline_creation_merges() {
     let mut a = CatalogueDoc::create(7, actor("liege", 1)).unwrap();
     let mut b = CatalogueDoc::create(7, actor("namur", 1)).unwrap();
     a.create_record(&id_a, &fields("Emotika")).unwrap();
-    b.create_record(&id_b, &fields("Ma santé c'est...")).unwrap();
+    b.create_record(&id_b, &fields("Ma santé c'est..."))
+        .unwrap();
     sync(&mut a, &mut b);
     assert_eq!(a.record_ids(), b.record_ids());
     assert_eq!(a.record_ids().len(), 2, "both offline records survive");
@@ -75,8 +76,10 @@ fn different_fields_both_survive_and_one_commit_per_operation() {
 fn same_field_has_one_winner_and_a_visible_conflict() {
     let id = id_in_bucket("charleroi-thuin", 4, 0);
     let (mut a, mut b) = two_replicas(4, &id);
-    a.edit_record(&id, &[RecordEdit::Title("Titre A".into())]).unwrap();
-    b.edit_record(&id, &[RecordEdit::Title("Titre B".into())]).unwrap();
+    a.edit_record(&id, &[RecordEdit::Title("Titre A".into())])
+        .unwrap();
+    b.edit_record(&id, &[RecordEdit::Title("Titre B".into())])
+        .unwrap();
     sync(&mut a, &mut b);
     let winner = a.record(&id).unwrap().fields.title;
     assert_eq!(winner, b.record(&id).unwrap().fields.title);
@@ -86,10 +89,14 @@ fn same_field_has_one_winner_and_a_visible_conflict() {
     assert_eq!(conflicts[0].field, "title");
     assert_eq!(conflicts[0].values[0], winner, "the winner comes first");
     let all: BTreeSet<_> = conflicts[0].values.iter().cloned().collect();
-    assert_eq!(all, BTreeSet::from(["Titre A".to_owned(), "Titre B".to_owned()]));
+    assert_eq!(
+        all,
+        BTreeSet::from(["Titre A".to_owned(), "Titre B".to_owned()])
+    );
 
     // A steward resolves it by writing the field again.
-    a.edit_record(&id, &[RecordEdit::Title("Titre C".into())]).unwrap();
+    a.edit_record(&id, &[RecordEdit::Title("Titre C".into())])
+        .unwrap();
     assert!(a.conflicts().is_empty());
 }
 
@@ -105,7 +112,8 @@ fn sets_are_add_wins() {
         ],
     )
     .unwrap();
-    b.edit_record(&id, &[RecordEdit::AddTheme("pandemie".into())]).unwrap();
+    b.edit_record(&id, &[RecordEdit::AddTheme("pandemie".into())])
+        .unwrap();
     sync(&mut a, &mut b);
     let themes = a.record(&id).unwrap().fields.themes;
     assert_eq!(
@@ -114,9 +122,12 @@ fn sets_are_add_wins() {
     );
 
     // A removal concurrent with a re-addition: the addition wins.
-    a.edit_record(&id, &[RecordEdit::RemoveTheme("pandemie".into())]).unwrap();
-    b.edit_record(&id, &[RecordEdit::RemoveTheme("pandemie".into())]).unwrap();
-    b.edit_record(&id, &[RecordEdit::AddTheme("pandemie".into())]).unwrap();
+    a.edit_record(&id, &[RecordEdit::RemoveTheme("pandemie".into())])
+        .unwrap();
+    b.edit_record(&id, &[RecordEdit::RemoveTheme("pandemie".into())])
+        .unwrap();
+    b.edit_record(&id, &[RecordEdit::AddTheme("pandemie".into())])
+        .unwrap();
     sync(&mut a, &mut b);
     assert!(a.record(&id).unwrap().fields.themes.contains("pandemie"));
     assert_eq!(a.record(&id), b.record(&id));
@@ -220,13 +231,23 @@ fn holdings_and_reviews_are_per_centre() {
     let r = a.record(&id).unwrap();
     assert_eq!(r.holdings.len(), 2);
     assert_eq!(r.holdings[&centre("namur")].copies, 1);
-    assert_eq!(r.holdings[&centre("charleroi-thuin")].shelf_mark, "OP-COV-1");
+    assert_eq!(
+        r.holdings[&centre("charleroi-thuin")].shelf_mark,
+        "OP-COV-1"
+    );
     assert_eq!(r.reviews.len(), 1);
     assert_eq!(r.created_by, Some(centre("charleroi-thuin")));
     a.remove_holding(&id).unwrap();
     assert_eq!(a.record(&id).unwrap().holdings.len(), 1);
     assert!(matches!(
-        a.set_review(&id, ReviewerRole::Equipe, &Review { rating: 9, text: String::new() }),
+        a.set_review(
+            &id,
+            ReviewerRole::Equipe,
+            &Review {
+                rating: 9,
+                text: String::new()
+            }
+        ),
         Err(DocError::Invalid(_))
     ));
 }
@@ -237,7 +258,8 @@ fn duplicates_are_found_despite_accents_case_and_punctuation() {
     let id2 = id_in_bucket("liege", 10, 0);
     let id3 = id_in_bucket("namur", 10, 0);
     let mut doc = CatalogueDoc::create(10, actor("liege", 1)).unwrap();
-    doc.create_record(&id1, &fields("Je me sens bien quand...")).unwrap();
+    doc.create_record(&id1, &fields("Je me sens bien quand..."))
+        .unwrap();
     let mut f = fields("JE ME SENS BIEN QUAND");
     f.publisher = "clps de charleroi thuin".into();
     doc.create_record(&id2, &f).unwrap();
@@ -289,7 +311,10 @@ fn concurrent_merges_across_buckets_converge() {
     sync_pair(a21.automerge_mut(), b21.automerge_mut());
     assert_eq!(a20.records(), b20.records());
     assert_eq!(a21.records(), b21.records());
-    assert_eq!(a20.automerge_mut().get_heads(), b20.automerge_mut().get_heads());
+    assert_eq!(
+        a20.automerge_mut().get_heads(),
+        b20.automerge_mut().get_heads()
+    );
     let mut merged = a20.records();
     merged.extend(a21.records());
     let survivor = merged.iter().find(|r| r.id == plan_a.survivor).unwrap();
@@ -312,7 +337,10 @@ fn same_bucket_merge_is_one_change() {
     let plan = MergePlan::new(&x, &y).unwrap();
     merge_records(&plan, &mut doc, None).unwrap();
     assert_eq!(doc.automerge_mut().get_changes(&before).len(), 1);
-    assert_eq!(doc.record(&plan.alias).unwrap().merged_into, Some(plan.survivor.clone()));
+    assert_eq!(
+        doc.record(&plan.alias).unwrap().merged_into,
+        Some(plan.survivor.clone())
+    );
 }
 
 #[test]
@@ -372,8 +400,10 @@ fn tool_selections_keep_each_centres_reason() {
         public: "adolescents".into(),
     };
     let tool = RecordId::parse("r-0001").unwrap();
-    a.select_tool(&sel, &tool, Some("Bon support de discussion")).unwrap();
-    b.select_tool(&sel, &tool, Some("Utilisé en 4e secondaire")).unwrap();
+    a.select_tool(&sel, &tool, Some("Bon support de discussion"))
+        .unwrap();
+    b.select_tool(&sel, &tool, Some("Utilisé en 4e secondaire"))
+        .unwrap();
     sync_pair(a.automerge_mut(), b.automerge_mut());
     let selections = a.selections();
     assert_eq!(selections, b.selections());
@@ -385,7 +415,8 @@ fn tool_selections_keep_each_centres_reason() {
 #[test]
 fn named_versions_read_back_exactly() {
     let mut a = AppuiDoc::create("covid", actor("huy-waremme", 1)).unwrap();
-    a.create_document("doc-01", "Guide d'entretien", "Question 1.").unwrap();
+    a.create_document("doc-01", "Guide d'entretien", "Question 1.")
+        .unwrap();
     let mut b = AppuiDoc::load("covid", &a.save(), actor("mons-soignies", 1)).unwrap();
     a.splice_document("doc-01", 11, 0, " Question 2.").unwrap();
     b.splice_document("doc-01", 0, 0, "Intro. ").unwrap();

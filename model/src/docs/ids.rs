@@ -160,6 +160,7 @@ impl fmt::Display for SpaceId {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // a failing unwrap is the test failure
 mod tests {
     use super::*;
 
