@@ -4,15 +4,13 @@
 //! Committees and read-only members never write. For a writing centre, every
 //! change must pass the shared-documents validation.
 //!
-//! SWITCH POINT: `check_centre_change` below is an interim check (the actor
-//! must be a `CentreActor` of the authenticated centre; `stats/<centre>` is
-//! written by that centre only). Once `clps_model::docs::validate_change`
-//! lands, replace its body with a call to it; nothing else in the hub needs
-//! to change.
+//! The shared-documents rules (actor of the authenticated centre, genesis,
+//! `stats/<centre>` owned by its centre, holdings and provenance) are
+//! `clps_model::docs::validate_change`, called here and nowhere else.
 
 use automerge::{Automerge, Change};
-use clps_model::docs::{DocId, DocKind};
-use clps_model::{CentreActor, CentreId};
+use clps_model::CentreId;
+use clps_model::docs::{self, DocId};
 
 use crate::access::Role;
 use crate::identity::Identity;
@@ -36,21 +34,19 @@ pub fn check_change(
 
 fn check_centre_change(
     doc_id: &DocId,
-    _before: &Automerge,
+    before: &Automerge,
     change: &Change,
     author: &CentreId,
 ) -> Result<(), String> {
-    let actor = CentreActor::parse(change.actor_id()).map_err(|e| e.to_string())?;
-    if &actor.centre != author {
-        return Err(format!(
-            "change was made by centre {} but sent by centre {author}",
-            actor.centre
-        ));
-    }
-    if let DocKind::Stats { centre } = doc_id.kind()
-        && centre != author
-    {
-        return Err(format!("only centre {centre} may write {doc_id}"));
-    }
-    Ok(())
+    docs::validate_change(doc_id, before, change, author).map_err(|e| {
+        // Keep the whole chain: "change 2 of the batch is refused: ...".
+        let mut message = e.to_string();
+        let mut source = std::error::Error::source(&e);
+        while let Some(cause) = source {
+            message.push_str(": ");
+            message.push_str(&cause.to_string());
+            source = cause.source();
+        }
+        message
+    })
 }

@@ -12,6 +12,7 @@ pub mod catalogue_cli;
 pub mod centre;
 pub mod cli;
 pub mod import;
+pub mod link;
 pub mod publish;
 pub mod records;
 pub mod seed;

@@ -12,7 +12,7 @@
 //! exactly as they were.
 
 use automerge::sync::{self, SyncDoc};
-use automerge::{Automerge, AutomergeError, Change, ChangeHash, ReadDoc};
+use automerge::{Automerge, AutomergeError, Change, ChangeHash};
 
 /// Decides whether one incoming change may be merged. `before` is the
 /// document with every earlier change of the same message applied.
@@ -181,22 +181,88 @@ impl DocPeer {
     }
 }
 
-/// The changes of a message that `doc` does not have yet, in message order.
-/// Chunks are usually single changes; a chunk that is a whole document (the
-/// V2 format sends one when most of a document is missing) is expanded.
+/// The changes of a message that `doc` does not have yet, dependencies
+/// first. A message chunk is a sequence of Automerge storage chunks: single
+/// changes (V1 sends one per chunk, V2 concatenates them) or a whole saved
+/// document (V2 sends one when most of a document is missing).
 fn decode_changes(doc: &Automerge, chunks: &sync::ChunkList) -> Result<Vec<Change>, SyncError> {
     let mut out = Vec::new();
     for chunk in chunks.iter() {
-        match Change::from_bytes(chunk.to_vec()) {
-            Ok(change) => out.push(change),
-            Err(change_err) => {
-                let whole = Automerge::load(chunk)
-                    .map_err(|_| SyncError::MalformedChange(change_err.to_string()))?;
-                out.extend(whole.get_changes(&[]));
+        for piece in split_storage_chunks(chunk)? {
+            match piece.kind {
+                CHUNK_DOCUMENT => {
+                    let whole = Automerge::load(piece.bytes)
+                        .map_err(|e| SyncError::MalformedChange(e.to_string()))?;
+                    out.extend(whole.get_changes(&[]));
+                }
+                CHUNK_CHANGE | CHUNK_COMPRESSED_CHANGE => {
+                    let change = Change::from_bytes(piece.bytes.to_vec())
+                        .map_err(|e| SyncError::MalformedChange(e.to_string()))?;
+                    out.push(change);
+                }
+                other => {
+                    return Err(SyncError::MalformedChange(format!(
+                        "unknown storage chunk type {other}"
+                    )));
+                }
             }
         }
     }
-    out.retain(|c| doc.get_change_by_hash(&c.hash()).is_none());
+    out.retain(|c| doc.get_change_meta_by_hash(&c.hash()).is_none());
+    // Validation checks each change against a document holding its
+    // dependencies, so dependencies inside the message go first.
+    Ok(crate::docs::causal_order(out))
+}
+
+const CHUNK_MAGIC: [u8; 4] = [0x85, 0x6f, 0x4a, 0x83];
+const CHUNK_DOCUMENT: u8 = 0;
+const CHUNK_CHANGE: u8 = 1;
+const CHUNK_COMPRESSED_CHANGE: u8 = 2;
+
+struct StorageChunk<'a> {
+    kind: u8,
+    /// The whole chunk, header included.
+    bytes: &'a [u8],
+}
+
+/// Splits concatenated storage chunks: each is the magic bytes, a 4-byte
+/// checksum, a type byte, a ULEB128 body length and the body.
+fn split_storage_chunks(mut input: &[u8]) -> Result<Vec<StorageChunk<'_>>, SyncError> {
+    let malformed = |what: &str| SyncError::MalformedChange(what.to_owned());
+    let mut out = Vec::new();
+    while !input.is_empty() {
+        if input.len() < 9 || input[..4] != CHUNK_MAGIC {
+            return Err(malformed("not an automerge chunk"));
+        }
+        let kind = input[8];
+        let mut len: u64 = 0;
+        let mut shift = 0u32;
+        let mut pos = 9;
+        loop {
+            let byte = *input
+                .get(pos)
+                .ok_or_else(|| malformed("truncated chunk length"))?;
+            pos += 1;
+            if shift > 56 {
+                return Err(malformed("chunk length overflows"));
+            }
+            len |= u64::from(byte & 0x7f) << shift;
+            shift += 7;
+            if byte & 0x80 == 0 {
+                break;
+            }
+        }
+        let end = usize::try_from(len)
+            .ok()
+            .and_then(|len| pos.checked_add(len))
+            .filter(|end| *end <= input.len())
+            .ok_or_else(|| malformed("truncated chunk"))?;
+        out.push(StorageChunk {
+            kind,
+            bytes: &input[..end],
+        });
+        input = &input[end..];
+    }
     Ok(out)
 }
 
@@ -207,7 +273,7 @@ pub fn count_changes_after(doc: &Automerge, acked: &[ChangeHash]) -> usize {
     let known: Vec<ChangeHash> = acked
         .iter()
         .copied()
-        .filter(|h| doc.get_change_by_hash(h).is_some())
+        .filter(|h| doc.get_change_meta_by_hash(h).is_some())
         .collect();
     doc.get_changes(&known).len()
 }
@@ -217,7 +283,7 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
     use automerge::transaction::Transactable;
-    use automerge::{AutoCommit, ROOT};
+    use automerge::{AutoCommit, ROOT, ReadDoc};
 
     use crate::actor::CentreActor;
     use crate::centres::CentreId;

@@ -1,0 +1,580 @@
+//! The client side of a session: drives one `DocPeer` per document from the
+//! hub's messages and the local store, and decides when the session has
+//! converged.
+//!
+//! A document is *converged* when no message of ours is awaiting an answer
+//! and our heads equal the heads the hub last announced for it; it is
+//! *failed* when the hub refused it. A one-shot session ends when every
+//! document it touched is one or the other.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use automerge::{Automerge, ChangeHash};
+use clps_model::docs::{DocId, SpaceId};
+use clps_model::sync::{DocPeer, Effect, accept_all, digest_by_space};
+use clps_proto::pb;
+use clps_proto::pb::client_message::Kind as ClientKind;
+use clps_proto::pb::server_message::Kind as ServerKind;
+use prost::Message as _;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+
+use super::transport::{self, WireCounters};
+use super::{DocFailure, DocStore, LinkConfig, LinkError, LinkStatus, SpaceStatus, SyncReport};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Once,
+    Serve,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum DocState {
+    Fetching,
+    Syncing,
+    Converged,
+    Failed,
+}
+
+struct NodeDoc {
+    doc: Automerge,
+    peer: DocPeer,
+    hub_heads: Option<Vec<ChangeHash>>,
+    state: DocState,
+    /// A message of ours awaits the hub's answer.
+    outstanding: bool,
+}
+
+fn sorted(mut heads: Vec<ChangeHash>) -> Vec<ChangeHash> {
+    heads.sort();
+    heads
+}
+
+fn heads_from_pb(heads: &[Vec<u8>]) -> Result<Vec<ChangeHash>, LinkError> {
+    heads
+        .iter()
+        .map(|h| {
+            ChangeHash::try_from(h.as_slice())
+                .map_err(|_| LinkError::Protocol("a head is not a 32-byte hash".to_owned()))
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map(sorted)
+}
+
+fn parse_doc_id(s: &str) -> Result<DocId, LinkError> {
+    DocId::parse(s).map_err(|e| LinkError::Protocol(format!("document id « {s} »: {e}")))
+}
+
+struct Engine<'a, S> {
+    store: &'a S,
+    tx: mpsc::Sender<pb::ClientMessage>,
+    docs: BTreeMap<DocId, NodeDoc>,
+    pending: HashMap<DocId, Vec<ChangeHash>>,
+    report: SyncReport,
+    docs_down: BTreeSet<DocId>,
+    docs_up: BTreeSet<DocId>,
+    welcomed: bool,
+}
+
+async fn hello_message(
+    config: &LinkConfig,
+    store: &impl DocStore,
+) -> Result<pb::ClientMessage, LinkError> {
+    let local = store.list_docs().await.map_err(LinkError::store)?;
+    let spaces = digest_by_space(local.iter().map(|(d, h)| (d, h.as_slice())))
+        .into_iter()
+        .map(|s| pb::SpaceDigest {
+            space: s.space.to_string(),
+            digest: s.digest.to_vec(),
+            n_docs: u32::try_from(s.n_docs).unwrap_or(u32::MAX),
+        })
+        .collect();
+    Ok(pb::ClientMessage {
+        kind: Some(ClientKind::Hello(pb::Hello {
+            spaces,
+            client: config.client_name.clone(),
+        })),
+    })
+}
+
+pub async fn run_session(
+    config: &LinkConfig,
+    store: &impl DocStore,
+    mode: Mode,
+) -> Result<SyncReport, LinkError> {
+    let counters = Arc::new(WireCounters::default());
+    let mut client = transport::connect(config, counters.clone()).await?;
+    let (tx, rx) = mpsc::channel(64);
+    let mut engine = Engine {
+        store,
+        tx,
+        docs: BTreeMap::new(),
+        pending: HashMap::new(),
+        report: SyncReport::default(),
+        docs_down: BTreeSet::new(),
+        docs_up: BTreeSet::new(),
+        welcomed: false,
+    };
+    let hello = hello_message(config, store).await?;
+    engine.send(hello).await?;
+    let mut inbound = client.session(ReceiverStream::new(rx)).await?.into_inner();
+    let mut poll = tokio::time::interval(config.local_poll);
+    poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut reported = false;
+    loop {
+        if engine.welcomed && engine.all_done() {
+            if mode == Mode::Once {
+                break;
+            }
+            if !reported {
+                reported = true;
+                engine.finish_report(&counters);
+                tracing::info!(report = ?engine.report, "converged with the hub");
+                store
+                    .sync_finished(&engine.report)
+                    .await
+                    .map_err(LinkError::store)?;
+            }
+        } else {
+            reported = false;
+        }
+        tokio::select! {
+            message = inbound.message() => match message? {
+                Some(message) => engine.on_message(message).await?,
+                None if mode == Mode::Once => return Err(LinkError::Closed),
+                None => break,
+            },
+            _ = poll.tick(), if mode == Mode::Serve && engine.welcomed => engine.poll_local().await?,
+        }
+    }
+    engine.finish_report(&counters);
+    Ok(engine.report)
+}
+
+pub async fn status(config: &LinkConfig, store: &impl DocStore) -> Result<LinkStatus, LinkError> {
+    let counters = Arc::new(WireCounters::default());
+    let mut client = transport::connect(config, counters).await?;
+    let (tx, rx) = mpsc::channel(1);
+    tx.send(hello_message(config, store).await?)
+        .await
+        .map_err(|_| LinkError::Closed)?;
+    let mut inbound = client.session(ReceiverStream::new(rx)).await?.into_inner();
+    let welcome = match inbound.message().await? {
+        Some(pb::ServerMessage {
+            kind: Some(ServerKind::Welcome(welcome)),
+        }) => welcome,
+        Some(_) => return Err(LinkError::Protocol("expected a Welcome".to_owned())),
+        None => return Err(LinkError::Closed),
+    };
+    drop(tx);
+    let mut spaces = Vec::new();
+    for s in welcome.spaces {
+        let space = SpaceId::parse(&s.space).map_err(|e| LinkError::Protocol(e.to_string()))?;
+        spaces.push(SpaceStatus {
+            space,
+            can_write: s.role == pb::Role::Write as i32,
+            heads_match: s.in_sync,
+        });
+    }
+    let mut pending = BTreeMap::new();
+    for (doc_id, _) in store.pending_changes().await.map_err(LinkError::store)? {
+        *pending.entry(doc_id).or_insert(0) += 1;
+    }
+    Ok(LinkStatus {
+        identity: welcome.identity,
+        spaces,
+        pending,
+        checked_at: std::time::SystemTime::now(),
+    })
+}
+
+impl<S: DocStore> Engine<'_, S> {
+    async fn send(&mut self, message: pb::ClientMessage) -> Result<(), LinkError> {
+        self.report.messages_up += 1;
+        self.report.payload_bytes_up += u64::try_from(message.encoded_len()).unwrap_or(0);
+        self.tx.send(message).await.map_err(|_| LinkError::Closed)
+    }
+
+    async fn send_sync(&mut self, doc_id: &DocId, message: Vec<u8>) -> Result<(), LinkError> {
+        self.send(pb::ClientMessage {
+            kind: Some(ClientKind::Sync(pb::DocSync {
+                doc_id: doc_id.to_string(),
+                message,
+            })),
+        })
+        .await
+    }
+
+    fn all_done(&self) -> bool {
+        self.docs
+            .values()
+            .all(|d| matches!(d.state, DocState::Converged | DocState::Failed))
+    }
+
+    fn finish_report(&mut self, counters: &WireCounters) {
+        self.report.docs_down = self.docs_down.len();
+        self.report.docs_up = self.docs_up.len();
+        self.report.wire_bytes_up = counters.up.load(Ordering::Relaxed);
+        self.report.wire_bytes_down = counters.down.load(Ordering::Relaxed);
+    }
+
+    async fn load_local(&self, doc_id: &DocId) -> Result<Automerge, LinkError> {
+        match self
+            .store
+            .load_doc(doc_id)
+            .await
+            .map_err(LinkError::store)?
+        {
+            Some(bytes) => Automerge::load(&bytes).map_err(|e| LinkError::store(e)),
+            None => Ok(Automerge::new()),
+        }
+    }
+
+    async fn refresh_pending(&mut self) -> Result<(), LinkError> {
+        self.pending.clear();
+        for (doc_id, hash) in self
+            .store
+            .pending_changes()
+            .await
+            .map_err(LinkError::store)?
+        {
+            self.pending.entry(doc_id).or_default().push(hash);
+        }
+        Ok(())
+    }
+
+    /// The hub holds everything we have of `doc_id`: our pending changes to
+    /// it are acknowledged.
+    async fn acknowledge(&mut self, doc_id: &DocId) -> Result<(), LinkError> {
+        if let Some(hashes) = self.pending.remove(doc_id)
+            && !hashes.is_empty()
+        {
+            self.store
+                .acknowledge(doc_id, &hashes)
+                .await
+                .map_err(LinkError::store)?;
+            self.report.changes_up += hashes.len();
+            self.docs_up.insert(doc_id.clone());
+        }
+        Ok(())
+    }
+
+    async fn start_sync(&mut self, doc_id: &DocId) -> Result<(), LinkError> {
+        let doc = self.load_local(doc_id).await?;
+        let mut peer = DocPeer::new();
+        let message = peer.generate(&doc);
+        self.docs.insert(
+            doc_id.clone(),
+            NodeDoc {
+                doc,
+                peer,
+                hub_heads: None,
+                state: DocState::Syncing,
+                outstanding: message.is_some(),
+            },
+        );
+        if let Some(message) = message {
+            self.send_sync(doc_id, message).await?;
+        }
+        Ok(())
+    }
+
+    async fn check_converged(&mut self, doc_id: &DocId) -> Result<(), LinkError> {
+        let Some(nd) = self.docs.get_mut(doc_id) else {
+            return Ok(());
+        };
+        let converged = nd.state == DocState::Syncing
+            && !nd.outstanding
+            && nd.hub_heads.as_ref() == Some(&sorted(nd.doc.get_heads()));
+        if converged {
+            nd.state = DocState::Converged;
+            self.acknowledge(doc_id).await?;
+        }
+        Ok(())
+    }
+
+    async fn on_message(&mut self, message: pb::ServerMessage) -> Result<(), LinkError> {
+        self.report.messages_down += 1;
+        self.report.payload_bytes_down += u64::try_from(message.encoded_len()).unwrap_or(0);
+        match message.kind {
+            Some(ServerKind::Welcome(welcome)) => self.on_welcome(welcome).await,
+            Some(ServerKind::Sync(sync)) => self.on_sync(sync).await,
+            Some(ServerKind::Snapshot(snapshot)) => self.on_snapshot(snapshot).await,
+            Some(ServerKind::Idle(idle)) => self.on_idle(idle).await,
+            Some(ServerKind::Error(error)) => {
+                self.on_error(error);
+                Ok(())
+            }
+            None => Err(LinkError::Protocol("empty message".to_owned())),
+        }
+    }
+
+    async fn on_welcome(&mut self, welcome: pb::Welcome) -> Result<(), LinkError> {
+        self.report.identity = welcome.identity;
+        self.refresh_pending().await?;
+        let local: BTreeMap<DocId, Vec<ChangeHash>> = self
+            .store
+            .list_docs()
+            .await
+            .map_err(LinkError::store)?
+            .into_iter()
+            .map(|(d, h)| (d, sorted(h)))
+            .collect();
+        let mut member = BTreeSet::new();
+        let mut fetch = Vec::new();
+        let mut to_sync = Vec::new();
+        let mut in_sync_docs = Vec::new();
+        for space_state in welcome.spaces {
+            let space = SpaceId::parse(&space_state.space)
+                .map_err(|e| LinkError::Protocol(e.to_string()))?;
+            self.report.spaces_checked += 1;
+            let local_in_space = local.iter().filter(|(d, _)| d.space() == space);
+            if space_state.in_sync {
+                self.report.spaces_in_sync += 1;
+                in_sync_docs.extend(local_in_space.map(|(d, _)| d.clone()));
+                member.insert(space);
+                continue;
+            }
+            let mut hub_docs = BTreeMap::new();
+            for dh in &space_state.docs {
+                hub_docs.insert(parse_doc_id(&dh.doc_id)?, heads_from_pb(&dh.heads)?);
+            }
+            for (doc_id, hub_heads) in &hub_docs {
+                match local.get(doc_id) {
+                    None => fetch.push(doc_id.clone()),
+                    Some(ours) if ours == hub_heads => in_sync_docs.push(doc_id.clone()),
+                    Some(_) => to_sync.push(doc_id.clone()),
+                }
+            }
+            to_sync.extend(
+                local_in_space
+                    .filter(|(d, h)| !h.is_empty() && !hub_docs.contains_key(*d))
+                    .map(|(d, _)| d.clone()),
+            );
+            member.insert(space);
+        }
+        // Documents of spaces we are not a member of: ask anyway, so that
+        // the refusal shows in the report instead of a silent skip.
+        to_sync.extend(
+            local
+                .iter()
+                .filter(|(d, h)| !h.is_empty() && !member.contains(&d.space()))
+                .map(|(d, _)| d.clone()),
+        );
+        self.welcomed = true;
+        for doc_id in in_sync_docs {
+            self.acknowledge(&doc_id).await?;
+        }
+        for doc_id in &to_sync {
+            self.start_sync(doc_id).await?;
+        }
+        if !fetch.is_empty() {
+            for doc_id in &fetch {
+                self.docs.insert(
+                    doc_id.clone(),
+                    NodeDoc {
+                        doc: Automerge::new(),
+                        peer: DocPeer::new(),
+                        hub_heads: None,
+                        state: DocState::Fetching,
+                        outstanding: true,
+                    },
+                );
+            }
+            self.send(pb::ClientMessage {
+                kind: Some(ClientKind::Fetch(pb::Fetch {
+                    doc_ids: fetch.iter().map(ToString::to_string).collect(),
+                })),
+            })
+            .await?;
+        }
+        Ok(())
+    }
+
+    async fn on_sync(&mut self, sync: pb::DocSync) -> Result<(), LinkError> {
+        let doc_id = parse_doc_id(&sync.doc_id)?;
+        if !self.docs.contains_key(&doc_id) {
+            // A push for a document this session has not touched yet.
+            let doc = self.load_local(&doc_id).await?;
+            self.docs.insert(
+                doc_id.clone(),
+                NodeDoc {
+                    doc,
+                    peer: DocPeer::new(),
+                    hub_heads: None,
+                    state: DocState::Syncing,
+                    outstanding: false,
+                },
+            );
+        }
+        let Some(nd) = self.docs.get_mut(&doc_id) else {
+            return Ok(());
+        };
+        if nd.state == DocState::Failed {
+            return Ok(());
+        }
+        nd.state = DocState::Syncing;
+        let effects = match nd.peer.receive(&mut nd.doc, &sync.message, &mut accept_all) {
+            Ok(effects) => effects,
+            Err(e) => {
+                tracing::warn!(doc = %doc_id, error = %e, "hub sent an unusable sync message");
+                nd.state = DocState::Failed;
+                nd.peer.reset();
+                self.report.failures.push(DocFailure {
+                    doc_id: doc_id.to_string(),
+                    code: tonic::Code::Internal,
+                    message: format!("message du hub inutilisable : {e}"),
+                });
+                return Ok(());
+            }
+        };
+        nd.hub_heads = nd.peer.their_heads().map(|h| sorted(h.to_vec()));
+        let mut outgoing = None;
+        for effect in effects {
+            match effect {
+                Effect::Persist(persist) => {
+                    self.store
+                        .persist_received(&doc_id, &persist.bytes)
+                        .await
+                        .map_err(LinkError::store)?;
+                    self.report.changes_down += persist.n_changes;
+                    self.docs_down.insert(doc_id.clone());
+                }
+                Effect::Send(bytes) => outgoing = Some(bytes),
+                Effect::Idle { .. } => {}
+            }
+        }
+        if let Some(nd) = self.docs.get_mut(&doc_id) {
+            nd.outstanding = outgoing.is_some();
+        }
+        if let Some(bytes) = outgoing {
+            self.send_sync(&doc_id, bytes).await?;
+        }
+        self.check_converged(&doc_id).await
+    }
+
+    async fn on_snapshot(&mut self, snapshot: pb::Snapshot) -> Result<(), LinkError> {
+        let doc_id = parse_doc_id(&snapshot.doc_id)?;
+        let hub_heads = heads_from_pb(&snapshot.heads)?;
+        let mut loaded = match Automerge::load(&snapshot.document) {
+            Ok(doc) => doc,
+            Err(e) => {
+                self.report.failures.push(DocFailure {
+                    doc_id: doc_id.to_string(),
+                    code: tonic::Code::Internal,
+                    message: format!("instantané illisible : {e}"),
+                });
+                if let Some(nd) = self.docs.get_mut(&doc_id) {
+                    nd.state = DocState::Failed;
+                }
+                return Ok(());
+            }
+        };
+        self.store
+            .persist_received(&doc_id, &snapshot.document)
+            .await
+            .map_err(LinkError::store)?;
+        self.report.snapshots_down += 1;
+        self.report.changes_down += loaded.get_changes(&[]).len();
+        self.docs_down.insert(doc_id.clone());
+        // Local edits made while the snapshot was on its way are kept.
+        let local = self.load_local(&doc_id).await?;
+        let mut doc = local;
+        doc.merge(&mut loaded).map_err(LinkError::store)?;
+        let mut peer = DocPeer::peer_has(hub_heads.clone());
+        let message = if sorted(doc.get_heads()) == hub_heads {
+            None
+        } else {
+            peer.generate(&doc)
+        };
+        self.docs.insert(
+            doc_id.clone(),
+            NodeDoc {
+                doc,
+                peer,
+                hub_heads: Some(hub_heads),
+                state: DocState::Syncing,
+                outstanding: message.is_some(),
+            },
+        );
+        if let Some(message) = message {
+            self.send_sync(&doc_id, message).await?;
+        }
+        self.check_converged(&doc_id).await
+    }
+
+    async fn on_idle(&mut self, idle: pb::DocIdle) -> Result<(), LinkError> {
+        let doc_id = parse_doc_id(&idle.doc_id)?;
+        let heads = heads_from_pb(&idle.heads)?;
+        let Some(nd) = self.docs.get_mut(&doc_id) else {
+            return Ok(());
+        };
+        nd.hub_heads = Some(heads.clone());
+        nd.outstanding = false;
+        let message = if sorted(nd.doc.get_heads()) == heads {
+            None
+        } else {
+            // The hub thinks we agree but we do not (a change crossed our
+            // message): speak again.
+            nd.peer.peer_answered(heads);
+            nd.peer.generate(&nd.doc)
+        };
+        if let Some(message) = message {
+            nd.outstanding = true;
+            self.send_sync(&doc_id, message).await?;
+        }
+        self.check_converged(&doc_id).await
+    }
+
+    fn on_error(&mut self, error: pb::DocError) {
+        let code = tonic::Code::from_i32(error.code);
+        tracing::warn!(doc = %error.doc_id, ?code, message = %error.message, "hub refused a document");
+        if let Ok(doc_id) = DocId::parse(&error.doc_id)
+            && let Some(nd) = self.docs.get_mut(&doc_id)
+        {
+            nd.state = DocState::Failed;
+            nd.outstanding = false;
+            nd.peer.reset();
+        }
+        self.report.failures.push(DocFailure {
+            doc_id: error.doc_id,
+            code,
+            message: error.message,
+        });
+    }
+
+    /// Serve mode: pick up documents the node changed since we last looked.
+    async fn poll_local(&mut self) -> Result<(), LinkError> {
+        let local = self.store.list_docs().await.map_err(LinkError::store)?;
+        let mut changed = Vec::new();
+        for (doc_id, heads) in local {
+            match self.docs.get(&doc_id) {
+                Some(nd) if sorted(nd.doc.get_heads()) == sorted(heads.clone()) => {}
+                Some(nd) if nd.state == DocState::Failed => {}
+                _ if heads.is_empty() => {}
+                _ => changed.push(doc_id),
+            }
+        }
+        if changed.is_empty() {
+            return Ok(());
+        }
+        self.refresh_pending().await?;
+        for doc_id in changed {
+            let mut loaded = self.load_local(&doc_id).await?;
+            match self.docs.get_mut(&doc_id) {
+                Some(nd) => {
+                    nd.doc.merge(&mut loaded).map_err(LinkError::store)?;
+                    nd.state = DocState::Syncing;
+                    if let Some(message) = nd.peer.generate(&nd.doc) {
+                        nd.outstanding = true;
+                        self.send_sync(&doc_id, message).await?;
+                    }
+                }
+                None => self.start_sync(&doc_id).await?,
+            }
+        }
+        Ok(())
+    }
+}
