@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod pki;
 pub mod rpc;
 pub mod server;
+pub mod stats_report;
 pub mod store;
 pub mod tls;
 pub mod validate;

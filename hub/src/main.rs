@@ -24,11 +24,40 @@ enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Statistiques fusionnées du réseau, pour les comités inter-CLPS.
+    Stats {
+        /// Fichier de configuration du hub (pour trouver sa base de données).
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long)]
+        year: i32,
+        /// sector, theme, profession ou contact-mode.
+        #[arg(long)]
+        by: clps_model::stats::Dimension,
+        /// Un seul centre.
+        #[arg(long, conflicts_with = "per_centre")]
+        centre: Option<String>,
+        /// Une colonne par centre (CSV).
+        #[arg(long)]
+        per_centre: bool,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+        /// Seuil de la règle des petites cellules (0 pour la désactiver).
+        #[arg(long, default_value_t = 5)]
+        small_cells: u64,
+    },
     /// Autorité de certification de la fédération.
     Pki {
         #[command(subcommand)]
         command: PkiCommand,
     },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Format {
+    Table,
+    Csv,
+    Json,
 }
 
 #[derive(Subcommand)]
@@ -82,6 +111,43 @@ async fn main() -> anyhow::Result<()> {
             println!("arrêt du hub…");
             hub.shutdown();
             hub.join().await?;
+        }
+        Command::Stats {
+            config,
+            year,
+            by,
+            centre,
+            per_centre,
+            format,
+            small_cells,
+        } => {
+            let config = Config::load(&config)?;
+            let database = config
+                .database
+                .as_deref()
+                .context("la configuration ne nomme pas de base de données")?;
+            if let Some(c) = &centre {
+                CentreId::new(c)?;
+            }
+            let store = clps_hub::store::Store::open(Some(database))?;
+            let report = clps_hub::stats_report::report(&store, year, by).await?;
+            let threshold = (small_cells > 0).then_some(small_cells);
+            match format {
+                Format::Table => print!(
+                    "{}",
+                    clps_hub::stats_report::to_table(&report, centre.as_deref(), threshold)
+                ),
+                Format::Csv => print!(
+                    "{}",
+                    clps_hub::stats_report::to_csv(
+                        &report,
+                        centre.as_deref(),
+                        per_centre,
+                        threshold
+                    )
+                ),
+                Format::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+            }
         }
         Command::Pki { command } => match command {
             PkiCommand::Init { dir, hub_names } => {

@@ -162,6 +162,12 @@ impl CrossTable {
 
     /// A French table for the terminal, with a legend of the service types.
     pub fn to_table(&self) -> String {
+        self.to_table_with(|n| n.to_string())
+    }
+
+    /// The same table with each count rendered by `show` (e.g. the
+    /// small-cell rule of committee views).
+    pub fn to_table_with(&self, show: impl Fn(u64) -> String) -> String {
         let services = &vocab::get().service_types;
         let label_width = self
             .rows
@@ -199,10 +205,10 @@ impl CrossTable {
             let mut line = pad(label, label_width);
             for (n, w) in cells.iter().zip(&widths) {
                 line.push_str("  ");
-                line.push_str(&lpad(&n.to_string(), *w));
+                line.push_str(&lpad(&show(*n), *w));
             }
             line.push_str("  ");
-            line.push_str(&lpad(&total.to_string(), 5));
+            line.push_str(&lpad(&show(total), 5));
             out.push_str(&line);
             out.push('\n');
         };

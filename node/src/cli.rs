@@ -84,6 +84,31 @@ pub enum Command {
     /// Catalogue partagé (centre de ressources, outilthèque).
     #[command(subcommand)]
     Catalogue(crate::catalogue_cli::CatalogueCommand),
+    /// Points d'appui : répertoire des services, sélections d'outils, rencontres, documents co-écrits.
+    #[command(subcommand)]
+    Appui(crate::appui_cli::AppuiCommand),
+    /// Rejoint la fédération : copie les certificats du centre et note l'adresse du hub.
+    Join {
+        /// Adresse du hub (hôte:port).
+        #[arg(long)]
+        hub: String,
+        /// Nom porté par le certificat du hub.
+        #[arg(long, default_value = "localhost")]
+        server_name: String,
+        /// Certificat de l'autorité de la fédération (PEM).
+        #[arg(long)]
+        ca: PathBuf,
+        /// Certificat du centre (PEM).
+        #[arg(long)]
+        cert: PathBuf,
+        /// Clé privée du centre (PEM).
+        #[arg(long)]
+        key: PathBuf,
+    },
+    /// Synchronise une fois avec le hub et s'arrête une fois à jour.
+    Sync,
+    /// Reste connecté au hub et synchronise en continu (reconnexion automatique).
+    Serve,
     /// Publie les agrégats du centre (comptages seulement) dans son document de statistiques.
     Publish,
     /// Résumé du nœud : centre, nombre de dossiers.
@@ -491,6 +516,8 @@ pub enum CliError {
     Import(#[from] crate::import::ImportError),
     #[error("{0}")]
     Usage(String),
+    #[error(transparent)]
+    Federation(#[from] crate::federation::FederationError),
 }
 
 /// Runs one command; the caller prints the error and sets the exit code.
@@ -539,6 +566,74 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             scale,
             seed,
         } => run_seed(&data, year, calibration, scale.unwrap_or(1.0), seed).await,
+        Command::Join {
+            hub,
+            server_name,
+            ca,
+            cert,
+            key,
+        } => {
+            let store = open_existing(&data).await?;
+            let identity = store.call(|c| crate::centre::require_identity(c)).await?;
+            crate::federation::join(&data, &hub, &server_name, &ca, &cert, &key)?;
+            println!(
+                "{} ({}) rejoint la fédération via le hub {hub}",
+                identity.centre.centre().name,
+                identity.centre
+            );
+            Ok(())
+        }
+        Command::Sync => {
+            let store = open_existing(&data).await?;
+            let config = crate::federation::NodeConfig::load(&data)?.link_config(&data)?;
+            store.call(crate::publish::publish).await?;
+            let docs = crate::federation::NodeDocStore { store };
+            let report = crate::link::sync_once(&config, &docs)
+                .await
+                .map_err(|e| crate::federation::FederationError::Link(error_chain(&e)))?;
+            println!(
+                "Synchronisé avec le hub en {:.2} s : {} modification(s) envoyée(s), {} reçue(s) ({} document(s) reçus, dont {} instantané(s)) ; {} octets envoyés, {} reçus",
+                report.elapsed.as_secs_f64(),
+                report.changes_up,
+                report.changes_down,
+                report.docs_down,
+                report.snapshots_down,
+                report.wire_bytes_up,
+                report.wire_bytes_down
+            );
+            for failure in &report.failures {
+                println!(
+                    "  refusé par le hub : {} — {}",
+                    failure.doc_id, failure.message
+                );
+            }
+            Ok(())
+        }
+        Command::Serve => {
+            let store = open_existing(&data).await?;
+            let config = crate::federation::NodeConfig::load(&data)?.link_config(&data)?;
+            let docs = crate::federation::NodeDocStore {
+                store: store.clone(),
+            };
+            // Publish local aggregates now and then, debounced by the period.
+            let publisher = tokio::spawn(async move {
+                let mut tick = tokio::time::interval(std::time::Duration::from_secs(10));
+                loop {
+                    tick.tick().await;
+                    if let Err(e) = store.call(crate::publish::publish).await {
+                        tracing::warn!(error = %e, "publishing statistics failed");
+                    }
+                }
+            });
+            eprintln!("Nœud connecté au hub {} — Ctrl-C pour arrêter", config.hub);
+            let result = crate::link::serve(&config, &docs, async {
+                let _ = tokio::signal::ctrl_c().await;
+            })
+            .await;
+            publisher.abort();
+            result.map_err(|e| crate::federation::FederationError::Link(error_chain(&e)))?;
+            Ok(())
+        }
         Command::Publish => {
             let store = open_existing(&data).await?;
             let n = store.call(crate::publish::publish).await?;
@@ -548,6 +643,10 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Catalogue(command) => {
             let store = open_existing(&data).await?;
             crate::catalogue_cli::run(&store, command).await
+        }
+        Command::Appui(command) => {
+            let store = open_existing(&data).await?;
+            crate::appui_cli::run(&store, command).await
         }
         Command::Status => {
             let store = open_existing(&data).await?;
@@ -564,6 +663,54 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             );
             for (kind, n) in counts {
                 println!("  {kind} : {n}");
+            }
+            let (n_docs, pending, records, last) = store
+                .call(|c| {
+                    Ok((
+                        crate::shared::list(c)?.len(),
+                        crate::shared::pending_count(c)?,
+                        crate::catalogue::count(c)?,
+                        crate::federation::last_sync(c)?,
+                    ))
+                })
+                .await?;
+            println!("  documents partagés : {n_docs} ({records} notices au catalogue)");
+            println!("  modifications en attente d'envoi : {pending}");
+            match last {
+                Some((at, up, down)) => println!(
+                    "  dernière synchronisation : {} ({up} envoyée(s), {down} reçue(s))",
+                    format_time(at)
+                ),
+                None => println!("  dernière synchronisation : jamais"),
+            }
+            if let Ok(config) = crate::federation::NodeConfig::load(&data) {
+                let link = config.link_config(&data)?;
+                let docs = crate::federation::NodeDocStore { store };
+                match crate::link::hub_status(&link, &docs).await {
+                    Ok(status) => {
+                        println!(
+                            "  hub {} : connecté en tant que {}",
+                            link.hub, status.identity
+                        );
+                        for space in status.spaces {
+                            println!(
+                                "    {:<24} {} — {}",
+                                space.space.to_string(),
+                                if space.can_write {
+                                    "écriture"
+                                } else {
+                                    "lecture"
+                                },
+                                if space.heads_match {
+                                    "à jour"
+                                } else {
+                                    "différent du hub"
+                                }
+                            );
+                        }
+                    }
+                    Err(e) => println!("  hub {} injoignable : {}", link.hub, error_chain(&e)),
+                }
             }
             Ok(())
         }
@@ -653,6 +800,30 @@ async fn crud<F: Fields>(data: &std::path::Path, action: Crud<F>) -> Result<(), 
         }
     }
     Ok(())
+}
+
+/// An error and its sources on one line.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(" : ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
+
+fn format_time(unix: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(unix)
+        .ok()
+        .and_then(|t| {
+            t.format(time::macros::format_description!(
+                "[year]-[month]-[day] [hour]:[minute]:[second] UTC"
+            ))
+            .ok()
+        })
+        .unwrap_or_else(|| unix.to_string())
 }
 
 fn french_field(key: &str) -> &str {

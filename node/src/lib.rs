@@ -11,6 +11,7 @@ pub mod catalogue;
 pub mod catalogue_cli;
 pub mod centre;
 pub mod cli;
+pub mod federation;
 pub mod import;
 pub mod link;
 pub mod publish;

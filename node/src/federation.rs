@@ -1,0 +1,296 @@
+//! The node's side of the federation: its SQLite store as the link's
+//! [`DocStore`], its connection settings (`node.toml` in the data directory)
+//! and the `join`, `sync`, `serve` and `status` commands' work.
+//!
+//! `join` copies the centre's certificate, key and the federation CA into
+//! `DIR/tls/` (key readable by the owner only) and writes `DIR/node.toml`;
+//! the other commands read them. Nothing here touches SQLite directly: every
+//! access goes through the storage actor.
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use automerge::ChangeHash;
+use clps_model::docs::DocId;
+use serde::{Deserialize, Serialize};
+
+use crate::link::{DocStore, LinkConfig, SyncReport};
+use crate::shared;
+use crate::store::{Store, StoreError};
+
+/// `node.toml`: how this node reaches the hub.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfig {
+    /// `host:port` of the hub.
+    pub hub: String,
+    /// The name the hub's certificate carries (`localhost` for a hub on this machine).
+    #[serde(default = "default_server_name")]
+    pub server_name: String,
+    /// PEM files, relative to the data directory unless absolute.
+    #[serde(default = "default_ca")]
+    pub ca: PathBuf,
+    #[serde(default = "default_cert")]
+    pub cert: PathBuf,
+    #[serde(default = "default_key")]
+    pub key: PathBuf,
+    /// Seconds between looks for local changes while serving.
+    #[serde(default = "default_poll")]
+    pub local_poll_seconds: u64,
+}
+
+fn default_server_name() -> String {
+    "localhost".into()
+}
+fn default_ca() -> PathBuf {
+    "tls/ca.pem".into()
+}
+fn default_cert() -> PathBuf {
+    "tls/node.pem".into()
+}
+fn default_key() -> PathBuf {
+    "tls/node.key".into()
+}
+fn default_poll() -> u64 {
+    2
+}
+
+pub const CONFIG_FILE: &str = "node.toml";
+
+#[derive(Debug, thiserror::Error)]
+pub enum FederationError {
+    #[error(
+        "ce nœud n'a pas rejoint la fédération : lancez « clps-node --data {0} join --hub ADRESSE --ca … --cert … --key … »"
+    )]
+    NotJoined(PathBuf),
+    #[error("fichier de configuration {0} invalide : {1}")]
+    BadConfig(PathBuf, String),
+    #[error("impossible de lire {0} : {1}")]
+    Read(PathBuf, String),
+    #[error("impossible d'écrire {0} : {1}")]
+    Write(PathBuf, String),
+    #[error("le certificat {0} n'est pas au format PEM")]
+    NotPem(PathBuf),
+    #[error("liaison avec le hub : {0}")]
+    Link(String),
+}
+
+impl NodeConfig {
+    pub fn load(data: &Path) -> Result<NodeConfig, FederationError> {
+        let path = data.join(CONFIG_FILE);
+        let text = std::fs::read_to_string(&path)
+            .map_err(|_| FederationError::NotJoined(data.to_owned()))?;
+        toml::from_str(&text).map_err(|e| FederationError::BadConfig(path, e.message().to_owned()))
+    }
+
+    /// The link settings, with the PEM files read.
+    pub fn link_config(&self, data: &Path) -> Result<LinkConfig, FederationError> {
+        let read = |p: &Path| -> Result<Vec<u8>, FederationError> {
+            let path = if p.is_absolute() {
+                p.to_owned()
+            } else {
+                data.join(p)
+            };
+            std::fs::read(&path).map_err(|e| FederationError::Read(path, e.to_string()))
+        };
+        let mut config = LinkConfig::new(
+            self.hub.clone(),
+            read(&self.ca)?,
+            read(&self.cert)?,
+            read(&self.key)?,
+        );
+        config.server_name = self.server_name.clone();
+        config.local_poll = std::time::Duration::from_secs(self.local_poll_seconds.max(1));
+        Ok(config)
+    }
+}
+
+/// Copies the TLS material into the data directory and writes `node.toml`.
+/// Files are checked before anything is written.
+pub fn join(
+    data: &Path,
+    hub: &str,
+    server_name: &str,
+    ca: &Path,
+    cert: &Path,
+    key: &Path,
+) -> Result<NodeConfig, FederationError> {
+    let read_pem = |p: &Path| -> Result<Vec<u8>, FederationError> {
+        let bytes =
+            std::fs::read(p).map_err(|e| FederationError::Read(p.to_owned(), e.to_string()))?;
+        if !bytes.windows(11).any(|w| w == b"-----BEGIN ") {
+            return Err(FederationError::NotPem(p.to_owned()));
+        }
+        Ok(bytes)
+    };
+    let (ca, cert, key) = (read_pem(ca)?, read_pem(cert)?, read_pem(key)?);
+    let config = NodeConfig {
+        hub: hub.to_owned(),
+        server_name: server_name.to_owned(),
+        ca: default_ca(),
+        cert: default_cert(),
+        key: default_key(),
+        local_poll_seconds: default_poll(),
+    };
+    let write = |rel: &Path, bytes: &[u8], private: bool| -> Result<(), FederationError> {
+        let path = data.join(rel);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| FederationError::Write(parent.to_owned(), e.to_string()))?;
+        }
+        // Write then rename, so a crash never leaves half a key.
+        let tmp = path.with_extension("tmp");
+        std::fs::write(&tmp, bytes)
+            .map_err(|e| FederationError::Write(tmp.clone(), e.to_string()))?;
+        #[cfg(unix)]
+        if private {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600))
+                .map_err(|e| FederationError::Write(tmp.clone(), e.to_string()))?;
+        }
+        let _ = private;
+        std::fs::rename(&tmp, &path)
+            .map_err(|e| FederationError::Write(path.clone(), e.to_string()))
+    };
+    write(&config.ca, &ca, false)?;
+    write(&config.cert, &cert, false)?;
+    write(&config.key, &key, true)?;
+    let text = toml::to_string(&config)
+        .map_err(|e| FederationError::Write(data.join(CONFIG_FILE), e.to_string()))?;
+    write(
+        Path::new(CONFIG_FILE),
+        format!("# Liaison de ce nœud avec le hub de la fédération (écrit par « clps-node join »).\n{text}").as_bytes(),
+        false,
+    )?;
+    Ok(config)
+}
+
+/// The node's SQLite store as the link sees it.
+#[derive(Clone)]
+pub struct NodeDocStore {
+    pub store: Store,
+}
+
+fn parse_heads(text: &str) -> Vec<ChangeHash> {
+    text.split(',')
+        .filter(|h| !h.is_empty())
+        .filter_map(|h| ChangeHash::from_str(h).ok())
+        .collect()
+}
+
+impl DocStore for NodeDocStore {
+    type Error = StoreError;
+
+    async fn list_docs(&self) -> Result<Vec<(DocId, Vec<ChangeHash>)>, StoreError> {
+        let rows = self.store.call(|c| shared::list(c)).await?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(id, heads)| Some((DocId::parse(&id).ok()?, parse_heads(&heads))))
+            .collect())
+    }
+
+    async fn load_doc(&self, doc_id: &DocId) -> Result<Option<Vec<u8>>, StoreError> {
+        let doc_id = doc_id.clone();
+        self.store
+            .call(move |c| {
+                let actor = shared::node_actor(c)?;
+                Ok(shared::load(c, &doc_id, &actor)?.map(|mut d| d.save()))
+            })
+            .await
+    }
+
+    async fn persist_received(&self, doc_id: &DocId, bytes: &[u8]) -> Result<(), StoreError> {
+        let doc_id = doc_id.clone();
+        let bytes = bytes.to_vec();
+        self.store
+            .call(move |c| {
+                let actor = shared::node_actor(c)?;
+                let mut doc = shared::load_or_create(c, &doc_id, &actor)?;
+                let before = doc.get_heads();
+                doc.load_incremental(&bytes).map_err(|e| {
+                    StoreError::Invalid(format!("document {doc_id} reçu illisible : {e}"))
+                })?;
+                let tx = c.transaction()?;
+                shared::store(&tx, &doc_id, &mut doc, &before, false)?;
+                tx.commit()?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn pending_changes(&self) -> Result<Vec<(DocId, ChangeHash)>, StoreError> {
+        self.store
+            .call(|c| {
+                let mut stmt =
+                    c.prepare("SELECT doc_id, hash FROM pending_changes ORDER BY doc_id")?;
+                let rows =
+                    stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+                let mut out = Vec::new();
+                for row in rows {
+                    let (id, hash) = row?;
+                    if let (Ok(id), Ok(hash)) = (DocId::parse(&id), ChangeHash::from_str(&hash)) {
+                        out.push((id, hash));
+                    }
+                }
+                Ok(out)
+            })
+            .await
+    }
+
+    async fn acknowledge(&self, doc_id: &DocId, changes: &[ChangeHash]) -> Result<(), StoreError> {
+        let doc_id = doc_id.to_string();
+        let hashes: Vec<String> = changes.iter().map(|h| h.to_string()).collect();
+        self.store
+            .call(move |c| {
+                let tx = c.transaction()?;
+                for hash in &hashes {
+                    tx.execute(
+                        "DELETE FROM pending_changes WHERE doc_id = ?1 AND hash = ?2",
+                        [&doc_id, hash],
+                    )?;
+                }
+                tx.commit()?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn sync_finished(&self, report: &SyncReport) -> Result<(), StoreError> {
+        let summary = format!(
+            "{}|{}|{}|{}|{}",
+            shared::now(),
+            report.changes_up,
+            report.changes_down,
+            report.wire_bytes_up,
+            report.wire_bytes_down
+        );
+        self.store
+            .call(move |c| {
+                c.execute(
+                    "INSERT INTO meta (key, value) VALUES ('last_sync', ?1)
+                     ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    [summary],
+                )?;
+                Ok(())
+            })
+            .await
+    }
+}
+
+/// `last_sync` as recorded: (unix time, changes up, changes down).
+pub fn last_sync(conn: &rusqlite::Connection) -> Result<Option<(i64, u64, u64)>, StoreError> {
+    use rusqlite::OptionalExtension;
+    let value: Option<String> = conn
+        .query_row("SELECT value FROM meta WHERE key = 'last_sync'", [], |r| {
+            r.get(0)
+        })
+        .optional()?;
+    Ok(value.and_then(|v| {
+        let mut parts = v.split('|');
+        Some((
+            parts.next()?.parse().ok()?,
+            parts.next()?.parse().ok()?,
+            parts.next()?.parse().ok()?,
+        ))
+    }))
+}
