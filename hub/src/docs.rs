@@ -93,7 +93,7 @@ pub fn heads_to_bytes(heads: &[ChangeHash]) -> Vec<u8> {
 }
 
 pub fn heads_from_bytes(bytes: &[u8]) -> Option<Vec<ChangeHash>> {
-    if bytes.len() % 32 != 0 {
+    if !bytes.len().is_multiple_of(32) {
         return None;
     }
     bytes

@@ -7,6 +7,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
 use std::collections::BTreeSet;
+use std::future::Future;
 use std::time::Instant;
 
 use clps_hub::Identity;
@@ -278,20 +279,13 @@ async fn ten_nodes_converge_and_identities_are_enforced() {
     fed.hub.join().await.unwrap();
 }
 
-/// Runs futures concurrently and returns their outputs in order.
-async fn futures_join<F: std::future::Future>(futures: impl Iterator<Item = F>) -> Vec<F::Output> {
-    let mut set = Vec::new();
-    for f in futures {
-        set.push(Box::pin(f));
-    }
-    let mut out = Vec::with_capacity(set.len());
-    // Poll them together through a join of all of them.
-    let results = join_all(set).await;
-    out.extend(results);
-    out
+/// Runs futures concurrently (on this task) and returns their outputs in
+/// order; they borrow the nodes, so they cannot be spawned.
+async fn futures_join<F: Future>(futures: impl Iterator<Item = F>) -> Vec<F::Output> {
+    join_all(futures.map(Box::pin).collect()).await
 }
 
-async fn join_all<F: std::future::Future + Unpin>(mut futures: Vec<F>) -> Vec<F::Output> {
+async fn join_all<F: Future + Unpin>(mut futures: Vec<F>) -> Vec<F::Output> {
     use std::task::Poll;
     let mut outputs: Vec<Option<F::Output>> = futures.iter().map(|_| None).collect();
     std::future::poll_fn(|cx| {

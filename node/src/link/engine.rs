@@ -227,7 +227,7 @@ impl<S: DocStore> Engine<'_, S> {
             .await
             .map_err(LinkError::store)?
         {
-            Some(bytes) => Automerge::load(&bytes).map_err(|e| LinkError::store(e)),
+            Some(bytes) => Automerge::load(&bytes).map_err(LinkError::store),
             None => Ok(Automerge::new()),
         }
     }
