@@ -7,6 +7,9 @@
 //! shared Automerge documents; `catalogue` projects the catalogue into SQLite
 //! and FTS5 for search; `import` reads a library system's CSV export.
 
+pub mod appui;
+pub mod appui_cli;
+pub mod appui_export;
 pub mod catalogue;
 pub mod catalogue_cli;
 pub mod centre;

@@ -256,6 +256,22 @@ impl AppuiDoc {
         })
     }
 
+    /// Lists another centre among the scheme's members (an invitation: the
+    /// hub's space membership is what lets it write).
+    pub fn invite(&mut self, centre: &CentreId) -> Result<(), DocError> {
+        let members = schema::root_obj(&self.doc, MEMBERS)?;
+        let centre = centre.to_string();
+        one_change(
+            &mut self.doc,
+            self.time,
+            format!("invite {centre}"),
+            |doc| {
+                doc.put(&members, centre.as_str(), true)?;
+                Ok(())
+            },
+        )
+    }
+
     pub fn members(&self) -> BTreeSet<CentreId> {
         members(&self.doc)
     }
@@ -456,6 +472,37 @@ impl AppuiDoc {
         check_free_text("body", insert)?;
         let (_, body, _) = self.document_objs(id)?;
         splice(&mut self.doc, self.time, &body, pos, delete, insert)
+    }
+
+    /// Replaces a document's body with `body`, written as the smallest
+    /// character edits from the current body (Automerge's `update_text`), so
+    /// that concurrent edits elsewhere in the text survive the merge.
+    pub fn update_document(&mut self, id: &str, body: &str) -> Result<(), DocError> {
+        check_free_text("body", body)?;
+        let (_, text, _) = self.document_objs(id)?;
+        one_change(&mut self.doc, self.time, format!("edit {id}"), |doc| {
+            doc.update_text(&text, body)?;
+            Ok(())
+        })
+    }
+
+    /// Replaces an event's minutes with `minutes`, as character edits.
+    pub fn update_minutes(&mut self, event_id: &str, minutes: &str) -> Result<(), DocError> {
+        check_free_text("minutes", minutes)?;
+        let events = schema::root_obj(&self.doc, EVENTS)?;
+        let event = get_obj(&self.doc, &events, event_id)
+            .ok_or_else(|| DocError::Invalid(format!("no event {event_id}")))?;
+        let text = get_obj(&self.doc, &event, "minutes")
+            .ok_or_else(|| DocError::Invalid("event has no minutes".to_owned()))?;
+        one_change(
+            &mut self.doc,
+            self.time,
+            format!("minutes {event_id}"),
+            |doc| {
+                doc.update_text(&text, minutes)?;
+                Ok(())
+            },
+        )
     }
 
     /// Names the document's current state (`"v1 validée"`), so it can be read
