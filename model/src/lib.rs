@@ -12,6 +12,7 @@ pub mod centres;
 pub mod docs;
 pub mod seed_data;
 pub mod stats;
+pub mod survey_results;
 pub mod sync;
 pub mod vocab;
 

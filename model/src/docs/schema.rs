@@ -72,6 +72,16 @@ pub fn genesis_actor() -> ActorId {
     ActorId::from(b"\x00clps-genesis".to_vec())
 }
 
+/// The schema version a kind of document is written in: survey documents
+/// are at [`crate::docs::survey::SURVEY_SCHEMA_VERSION`], the others at
+/// [`SCHEMA_VERSION`].
+pub fn kind_schema_version(kind: &DocKind) -> u64 {
+    match kind {
+        DocKind::Survey { .. } => crate::docs::survey::SURVEY_SCHEMA_VERSION,
+        _ => SCHEMA_VERSION,
+    }
+}
+
 /// The name stored under `kind` at the root.
 pub fn kind_name(kind: &DocKind) -> &'static str {
     match kind {
@@ -86,7 +96,7 @@ pub fn kind_name(kind: &DocKind) -> &'static str {
 pub fn genesis_doc(doc_id: &DocId) -> Result<AutoCommit, DocError> {
     let mut doc = AutoCommit::new().with_actor(genesis_actor());
     doc.put(ROOT, KEY_KIND, kind_name(doc_id.kind()))?;
-    doc.put(ROOT, KEY_SCHEMA_VERSION, SCHEMA_VERSION)?;
+    doc.put(ROOT, KEY_SCHEMA_VERSION, kind_schema_version(doc_id.kind()))?;
     doc.put(ROOT, KEY_DOC_ID, doc_id.to_string())?;
     match doc_id.kind() {
         DocKind::Catalogue { .. } => crate::docs::catalogue::genesis_content(&mut doc)?,
@@ -137,7 +147,7 @@ pub fn check_root<R: ReadDoc>(doc: &R, doc_id: &DocId) -> Result<(), DocError> {
         });
     }
     let version = get_u64(doc, &ROOT, KEY_SCHEMA_VERSION).unwrap_or(0);
-    if version > SCHEMA_VERSION {
+    if version > kind_schema_version(doc_id.kind()) {
         return Err(DocError::SchemaTooNew(version));
     }
     let id = get_str(doc, &ROOT, KEY_DOC_ID).unwrap_or_default();

@@ -19,6 +19,17 @@
 //!    download counters are written only under the author's own keys.
 //! 7. In a point d'appui repository: per-centre notes, « why this tool »
 //!    notes and `listed_by` entries are written only under the author's key.
+//! 8. In a survey, judged on the document as the author saw it (the state at
+//!    the change's dependencies, so an answer taken offline before another
+//!    centre closed the survey is still accepted): no nested objects; a
+//!    centre adds only itself to the participants; settings change only in
+//!    draft; the lifecycle keys are added once each, in order (open, close,
+//!    publish) and name the author; the questionnaire and its version
+//!    counter (+1 per edit batch, logged under the author's name) change only
+//!    until close; raw answers only when the survey shares them, only while
+//!    open, only for respondents assigned to the author's centre and filed
+//!    under its name; coding names the coder; aggregates are written only
+//!    under the author's key; nothing changes once published.
 //!
 //! The check decodes the change's operations and resolves each one's target
 //! object to a path: objects the change creates itself are resolved from
@@ -71,6 +82,8 @@ pub enum ValidationError {
         key: String,
         owner: String,
     },
+    #[error("survey change refused: {0}")]
+    Survey(String),
     #[error("change alters the fixed structure of the document at {path}")]
     Structure { path: String },
     #[error("change {index} of the batch is refused")]
@@ -141,6 +154,7 @@ pub fn validate_change(
         local_paths: HashMap::new(),
         cache: HashMap::new(),
         created_records: HashSet::new(),
+        deps: change.deps().to_vec(),
     };
     let expanded = change.decode();
     let start = expanded.start_op.get();
@@ -233,6 +247,8 @@ struct Checker<'a> {
     cache: HashMap<ObjectId, Vec<String>>,
     /// Records created by this change (their provenance may be written).
     created_records: HashSet<String>,
+    /// The change's dependencies: the document as its author saw it.
+    deps: Vec<ChangeHash>,
 }
 
 impl Checker<'_> {
@@ -286,7 +302,8 @@ impl Checker<'_> {
         match self.doc_id.kind() {
             DocKind::Catalogue { .. } => self.catalogue_op(path, key, action),
             DocKind::Appui { .. } => self.appui_op(path, key),
-            DocKind::Survey { .. } | DocKind::Stats { .. } => Ok(()),
+            DocKind::Survey { .. } => self.survey_op(path, key, action),
+            DocKind::Stats { .. } => Ok(()),
         }
     }
 
@@ -398,6 +415,119 @@ impl Checker<'_> {
                     }
                 }
                 Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn survey_op(
+        &mut self,
+        path: &[String],
+        key: Option<&str>,
+        action: &OpType,
+    ) -> Result<(), ValidationError> {
+        use crate::docs::survey::{self as sv, Stage, keys as sk};
+        let refuse = |why: String| Err(ValidationError::Survey(why));
+        let ([container], Some(key)) = (path, key) else {
+            return Err(ValidationError::Structure {
+                path: format!("/{}/{}", path.join("/"), key.unwrap_or("#")),
+            });
+        };
+        if let OpType::Make(_) = action {
+            return Err(ValidationError::Structure {
+                path: format!("/{container}/{key}"),
+            });
+        }
+        let author = self.author().as_str().to_owned();
+        let seen = Some(self.deps.as_slice());
+        let stage = sv::stage_at(self.before, seen);
+        if stage == Stage::Published {
+            return refuse("the survey is published".to_owned());
+        }
+        let value = match action {
+            OpType::Put(ScalarValue::Str(s)) => Some(s.to_string()),
+            _ => None,
+        };
+        let names_author = value.as_deref() == Some(author.as_str());
+        match container.as_str() {
+            sk::PARTICIPANTS if key != author => {
+                refuse(format!("{author} may only add itself to the participants"))
+            }
+            sk::META if stage != Stage::Draft => {
+                refuse("settings change only while the survey is a draft".to_owned())
+            }
+            sk::META if key == sk::CREATED_BY && !names_author => {
+                refuse("created_by must name the author".to_owned())
+            }
+            sk::STATUS => {
+                let needed = match key {
+                    sk::OPENED => Stage::Draft,
+                    sk::CLOSED => Stage::Open,
+                    _ => Stage::Closed,
+                };
+                let known = [sk::OPENED, sk::CLOSED, sk::PUBLISHED].contains(&key);
+                if !known || !names_author || stage != needed {
+                    refuse(format!(
+                        "« {key} » cannot be set by {author} while the survey is {}",
+                        stage.label()
+                    ))
+                } else {
+                    Ok(())
+                }
+            }
+            sk::QUESTIONS | sk::REVISIONS if stage >= Stage::Closed => {
+                refuse("the questionnaire is frozen once the survey is closed".to_owned())
+            }
+            sk::REVISIONS if key == sk::VERSION => match action {
+                OpType::Increment(1) => Ok(()),
+                _ => refuse("the questionnaire version only goes up by one".to_owned()),
+            },
+            sk::REVISIONS => {
+                if key.split('|').nth(1) == Some(author.as_str()) {
+                    Ok(())
+                } else {
+                    refuse(format!("revision « {key} » is not logged under {author}"))
+                }
+            }
+            sk::ANSWERS => {
+                if !sv::answers_shared_at(self.before, seen) {
+                    return refuse("this survey keeps raw answers at each centre".to_owned());
+                }
+                if stage != Stage::Open {
+                    return refuse(format!(
+                        "answers are written only while the survey is open, not {}",
+                        stage.label()
+                    ));
+                }
+                let respondent = sv::key_respondent(key);
+                let assigned = sv::respondent_centre_at(self.before, respondent, seen);
+                if assigned.as_deref() != Some(author.as_str()) {
+                    return refuse(format!(
+                        "respondent « {respondent} » is not assigned to {author}"
+                    ));
+                }
+                if key.ends_with(&format!("|{}", sk::CENTRE)) && !names_author {
+                    return refuse("an answer is filed under its collecting centre".to_owned());
+                }
+                Ok(())
+            }
+            sk::CODING => {
+                if !sv::answers_shared_at(self.before, seen) {
+                    return refuse("this survey keeps raw answers at each centre".to_owned());
+                }
+                match action {
+                    OpType::Put(_) if !names_author => {
+                        refuse("a code is signed by the coding centre".to_owned())
+                    }
+                    _ => Ok(()),
+                }
+            }
+            sk::AGGREGATES if sv::aggregate_owner(key) != author => {
+                Err(ValidationError::ForeignKey {
+                    container: container.clone(),
+                    key: key.to_owned(),
+                    owner: sv::aggregate_owner(key).to_owned(),
+                })
             }
             _ => Ok(()),
         }
