@@ -18,6 +18,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0002_shared_docs.sql",
         include_str!("../../../migrations/node/0002_shared_docs.sql"),
     ),
+    (
+        "0003_survey_answers.sql",
+        include_str!("../../../migrations/node/0003_survey_answers.sql"),
+    ),
 ];
 
 /// The schema version this binary writes.
