@@ -84,6 +84,9 @@ pub enum Command {
     /// Catalogue partagé (centre de ressources, outilthèque).
     #[command(subcommand)]
     Catalogue(crate::catalogue_cli::CatalogueCommand),
+    /// Enquêtes communes (questionnaire, population, réponses, résultats).
+    #[command(subcommand, visible_alias = "enquete")]
+    Survey(crate::survey_cli::SurveyCommand),
     /// Points d'appui : répertoire des services, sélections d'outils, rencontres, documents co-écrits.
     #[command(subcommand)]
     Appui(crate::appui_cli::AppuiCommand),
@@ -113,6 +116,14 @@ pub enum Command {
     Publish,
     /// Résumé du nœud : centre, nombre de dossiers.
     Status,
+    /// Documents partagés détenus et leurs têtes (JSON, pour les scripts).
+    Docs,
+    /// Sauvegarde à chaud de la base du nœud (sauvegarde en ligne de SQLite).
+    Backup {
+        /// Fichier de sauvegarde à créer.
+        #[arg(long)]
+        to: PathBuf,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -644,9 +655,50 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             let store = open_existing(&data).await?;
             crate::catalogue_cli::run(&store, command).await
         }
+        Command::Survey(command) => {
+            let store = open_existing(&data).await?;
+            crate::survey_cli::run(&store, command).await
+        }
         Command::Appui(command) => {
             let store = open_existing(&data).await?;
             crate::appui_cli::run(&store, command).await
+        }
+        Command::Backup { to } => {
+            let store = open_existing(&data).await?;
+            let target = to.clone();
+            let bytes = store
+                .call(move |c| crate::store::backup(c, &target))
+                .await?;
+            println!(
+                "Sauvegarde écrite dans {} ({bytes} octets, intégrité vérifiée) ; pour restaurer, arrêtez le nœud et copiez ce fichier en {}/node.sqlite",
+                to.display(),
+                data.display()
+            );
+            Ok(())
+        }
+        Command::Docs => {
+            let store = open_existing(&data).await?;
+            let (docs, pending, records, counts) = store
+                .call(|c| {
+                    Ok((
+                        crate::shared::list(c)?,
+                        crate::shared::pending_count(c)?,
+                        crate::catalogue::count(c)?,
+                        records::counts(c)?,
+                    ))
+                })
+                .await?;
+            let value = serde_json::json!({
+                "docs": docs.into_iter().collect::<std::collections::BTreeMap<_, _>>(),
+                "pending_changes": pending,
+                "catalogue_records": records,
+                "records": counts
+                    .into_iter()
+                    .map(|(kind, n)| (kind.table().to_owned(), n))
+                    .collect::<std::collections::BTreeMap<_, _>>(),
+            });
+            println!("{value}");
+            Ok(())
         }
         Command::Status => {
             let store = open_existing(&data).await?;

@@ -612,3 +612,23 @@ fn published_figures_rebuild_the_node_tables_and_follow_deletions() {
     let total = |f: &BTreeMap<_, u64>| table_from_figures(f, 2021, Dimension::Sector).total;
     assert_eq!(total(&after), 784);
 }
+
+#[test]
+fn online_backup_is_a_checked_copy_and_never_overwrites() {
+    let dir = seeded_charleroi();
+    let target = dir.path().join("backup.sqlite");
+    let out = ok(dir.path(), &["backup", "--to", target.to_str().unwrap()]);
+    assert!(out.contains("intégrité vérifiée"), "{out}");
+    let c = Connection::open(&target).unwrap();
+    let n: i64 = c
+        .query_row("SELECT count(*) FROM requests", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(n, 785);
+    let again = run(dir.path(), &["backup", "--to", target.to_str().unwrap()]);
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("existe déjà"));
+    // The backup is a working node directory once put in place.
+    let restored = tempfile::tempdir().unwrap();
+    std::fs::copy(&target, restored.path().join("node.sqlite")).unwrap();
+    assert!(ok(restored.path(), &["status"]).contains("demande : 785"));
+}

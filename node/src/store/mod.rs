@@ -182,6 +182,37 @@ impl Store {
     }
 }
 
+/// Copies the live database to `target` with SQLite's online backup, page
+/// by page, while the node keeps working; the copy is then checked with
+/// `PRAGMA integrity_check`. The target must not exist yet.
+pub fn backup(conn: &Connection, target: &Path) -> Result<u64, StoreError> {
+    if target.exists() {
+        return Err(StoreError::Invalid(format!(
+            "{} existe déjà : choisissez un nouveau fichier de sauvegarde",
+            target.display()
+        )));
+    }
+    let tmp = target.with_extension("partial");
+    let _ = std::fs::remove_file(&tmp);
+    {
+        let mut dst = Connection::open(&tmp)?;
+        let backup = rusqlite::backup::Backup::new(conn, &mut dst)?;
+        backup.run_to_completion(256, Duration::from_millis(5), None)?;
+    }
+    let check: String =
+        Connection::open(&tmp)?.query_row("PRAGMA integrity_check", [], |r| r.get(0))?;
+    if check != "ok" {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(StoreError::Invalid(format!(
+            "sauvegarde invalide : {check}"
+        )));
+    }
+    std::fs::rename(&tmp, target).map_err(|e| {
+        StoreError::Invalid(format!("impossible d'écrire {} : {e}", target.display()))
+    })?;
+    Ok(std::fs::metadata(target).map(|m| m.len()).unwrap_or(0))
+}
+
 /// Checks the file, sets the pragmas and migrates, in that order, so that a
 /// foreign or newer database is refused before anything is written to it.
 fn prepare(mut conn: Connection, path: &Path, mode: OpenMode) -> Result<Connection, StoreError> {
