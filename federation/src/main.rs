@@ -127,7 +127,10 @@ impl Federation {
         self.progress.set_message(message.to_owned());
         self.progress.inc(1);
         if self.progress.is_hidden() {
-            eprintln!("… {message}");
+            // Not eprintln!: a closed stderr (a reader that went away) must
+            // not abort the run.
+            use std::io::Write;
+            let _ = writeln!(std::io::stderr(), "… {message}");
         }
     }
 
@@ -677,7 +680,11 @@ async fn main_inner(args: Args) -> Result<std::process::ExitCode> {
     };
     let code = match outcome {
         None => {
-            eprintln!("\ninterrompu : arrêt du hub et des nœuds…");
+            use std::io::Write;
+            let _ = writeln!(
+                std::io::stderr(),
+                "\ninterrompu : arrêt du hub et des nœuds…"
+            );
             fed.children.stop_all().await;
             if temporary {
                 let _ = std::fs::remove_dir_all(&dir);
