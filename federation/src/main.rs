@@ -243,10 +243,8 @@ impl Federation {
                     Some(_) => {}
                 }
             }
-            if same {
-                if let Some(docs) = first {
-                    return Ok(docs);
-                }
+            if same && let Some(docs) = first {
+                return Ok(docs);
             }
             if started.elapsed() > timeout {
                 bail!("the nodes did not converge within {timeout:?}");
@@ -325,7 +323,7 @@ fn catalogue_csv(centre: &str, n: usize, seed: u64) -> String {
     }
     // Tools named in the reports, catalogued at several centres: duplicates.
     for (j, tool) in clps_model::seed_data::named_tools().iter().enumerate() {
-        if (j + centre.len()) % 3 == 0 {
+        if (j + centre.len()).is_multiple_of(3) {
             out.push_str(&format!(
                 "{},\"{}\",{},\"{}\",\"{}\",{},{},,,OP-{j:03},1\n",
                 j + 1,
