@@ -886,3 +886,47 @@ pub fn conflicts<R: ReadDoc>(doc: &R) -> Vec<AppuiConflict> {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+
+    fn actor(centre: &str, n: u8) -> CentreActor {
+        CentreActor::new(CentreId::new(centre).unwrap(), [n; 8])
+    }
+
+    #[test]
+    fn whole_text_updates_from_two_centres_merge_character_by_character() {
+        let mut namur = AppuiDoc::create("evras", actor("namur", 1)).unwrap();
+        namur.join().unwrap();
+        namur.invite(&CentreId::new("liege").unwrap()).unwrap();
+        namur
+            .create_document("ref", "Référence", "Début. Milieu. Fin.")
+            .unwrap();
+        namur.name_version("ref", "v1").unwrap();
+        let mut liege = AppuiDoc::load("evras", &namur.save(), actor("liege", 2)).unwrap();
+        namur
+            .update_document("ref", "Le début. Milieu. Fin.")
+            .unwrap();
+        liege
+            .update_document("ref", "Début. Milieu. La fin.")
+            .unwrap();
+        namur.automerge_mut().merge(liege.automerge_mut()).unwrap();
+        let body = &namur.documents()[0].body;
+        assert_eq!(body, "Le début. Milieu. La fin.");
+        assert_eq!(
+            namur.version_text("ref", "v1").unwrap().as_deref(),
+            Some("Début. Milieu. Fin.")
+        );
+        assert_eq!(namur.members().len(), 2);
+        // An e-mail address in the new text is refused, and nothing changes.
+        let heads = namur.automerge_mut().get_heads();
+        assert!(matches!(
+            namur.update_document("ref", "écrire à jean@ecole.be"),
+            Err(DocError::PersonalData { field: "body" })
+        ));
+        assert_eq!(namur.automerge_mut().get_heads(), heads);
+    }
+}
