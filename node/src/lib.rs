@@ -23,3 +23,5 @@ pub mod seed;
 pub mod shared;
 pub mod stats;
 pub mod store;
+pub mod survey;
+pub mod survey_cli;
