@@ -19,6 +19,7 @@ pub mod rpc;
 pub mod server;
 pub mod stats_report;
 pub mod store;
+pub mod survey_cli;
 pub mod tls;
 pub mod validate;
 

@@ -51,6 +51,11 @@ enum Command {
         #[command(subcommand)]
         command: PkiCommand,
     },
+    /// Enquêtes communes : résultats fusionnés lus dans la base du hub.
+    Survey {
+        #[command(subcommand)]
+        command: clps_hub::survey_cli::SurveyCommand,
+    },
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -149,6 +154,7 @@ async fn main() -> anyhow::Result<()> {
                 Format::Json => println!("{}", serde_json::to_string_pretty(&report)?),
             }
         }
+        Command::Survey { command } => clps_hub::survey_cli::run(command).await?,
         Command::Pki { command } => match command {
             PkiCommand::Init { dir, hub_names } => {
                 let hub = pki::init(&dir, &hub_names)?;
