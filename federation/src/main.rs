@@ -130,7 +130,11 @@ impl Federation {
             // Not eprintln!: a closed stderr (a reader that went away) must
             // not abort the run.
             use std::io::Write;
-            let _ = writeln!(std::io::stderr(), "… {message}");
+            let _ = writeln!(
+                std::io::stderr(),
+                "… [{:>5.1} s] {message}",
+                self.progress.elapsed().as_secs_f64()
+            );
         }
     }
 

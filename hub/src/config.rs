@@ -36,6 +36,11 @@ pub struct TlsFiles {
     pub ca_cert: PathBuf,
     pub cert: PathBuf,
     pub key: PathBuf,
+    /// Revoked client certificates: a PEM CRL signed by the federation CA
+    /// (`clps-hub pki revoke` writes `ca.crl`), checked at every handshake.
+    /// Read at start: restart the hub after a revocation. `None`: no
+    /// certificate is revoked.
+    pub crl: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -61,6 +66,10 @@ pub struct Limits {
     /// Compact a document (rewrite its snapshot, drop its chunks) once it has
     /// this many chunks.
     pub compact_after_chunks: u64,
+    /// Sessions one identity may hold open at once; one more is refused
+    /// with RESOURCE_EXHAUSTED, so a looping or hostile node cannot starve
+    /// the others.
+    pub max_sessions_per_identity: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -125,6 +134,7 @@ impl Default for TlsFiles {
             ca_cert: PathBuf::from("pki/ca.crt"),
             cert: PathBuf::from("pki/hub.crt"),
             key: PathBuf::from("pki/hub.key"),
+            crl: None,
         }
     }
 }
@@ -139,6 +149,7 @@ impl Default for Limits {
             hello_timeout_secs: 10,
             handshake_timeout_secs: 10,
             compact_after_chunks: 64,
+            max_sessions_per_identity: 16,
         }
     }
 }
@@ -173,6 +184,7 @@ impl Config {
             ca_cert: dir.join(crate::pki::CA_CERT),
             cert: dir.join(crate::pki::HUB_CERT),
             key: dir.join(crate::pki::HUB_KEY),
+            crl: None,
         };
         self
     }

@@ -15,6 +15,7 @@ pub mod docs;
 pub mod identity;
 pub mod metrics;
 pub mod pki;
+pub mod recover;
 pub mod rpc;
 pub mod server;
 pub mod stats_report;

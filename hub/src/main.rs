@@ -46,6 +46,17 @@ enum Command {
         #[arg(long, default_value_t = 5)]
         small_cells: u64,
     },
+    /// Reconstruit une base du hub perdue à partir des nœuds (hub arrêté).
+    /// Chaque modification est revalidée au nom de son propre centre.
+    Recover {
+        /// Fichier de configuration du hub (base à reconstruire, espaces).
+        #[arg(long)]
+        config: PathBuf,
+        /// Répertoire de données d'un nœud, ou fichier de `clps-node backup`
+        /// (à répéter : un par nœud disponible).
+        #[arg(long = "from-node", required = true)]
+        from_node: Vec<PathBuf>,
+    },
     /// Autorité de certification de la fédération.
     Pki {
         #[command(subcommand)]
@@ -87,6 +98,15 @@ enum PkiCommand {
         centre: Option<String>,
         #[arg(long)]
         committee: Option<String>,
+    },
+    /// Révoque un certificat client : réécrit ca.crl (à nommer dans tls.crl
+    /// de la configuration du hub, puis redémarrer le hub).
+    Revoke {
+        #[arg(long)]
+        dir: PathBuf,
+        /// Le certificat à révoquer (PEM).
+        #[arg(long)]
+        cert: PathBuf,
     },
 }
 
@@ -155,6 +175,22 @@ async fn main() -> anyhow::Result<()> {
             }
         }
         Command::Survey { command } => clps_hub::survey_cli::run(command).await?,
+        Command::Recover { config, from_node } => {
+            let config = Config::load(&config)?;
+            let report = clps_hub::recover::recover(&config, &from_node)
+                .await
+                .context("reconstruction impossible")?;
+            println!(
+                "base du hub reconstruite à partir de {} nœud(s) : {} document(s), {} modification(s) validée(s)",
+                report.sources, report.docs, report.changes
+            );
+            for (doc, reason) in &report.refused {
+                println!("  modification écartée dans {doc} : {reason}");
+            }
+            for (doc, reason) in &report.skipped {
+                println!("  document écarté {doc} : {reason}");
+            }
+        }
         Command::Pki { command } => match command {
             PkiCommand::Init { dir, hub_names } => {
                 let hub = pki::init(&dir, &hub_names)?;
@@ -179,6 +215,14 @@ async fn main() -> anyhow::Result<()> {
                     "certificat émis pour {identity} : {} (clé : {})",
                     pair.cert_path.display(),
                     pair.key_path.display()
+                );
+            }
+            PkiCommand::Revoke { dir, cert } => {
+                let (crl, serial) = pki::revoke(&dir, &cert)?;
+                println!(
+                    "certificat {} (numéro de série {serial}) révoqué ; liste de révocation : {} (redémarrez le hub)",
+                    cert.display(),
+                    crl.display()
                 );
             }
         },

@@ -67,8 +67,8 @@ impl Hub {
     /// Opens the store, binds the gRPC and metrics listeners and starts
     /// serving in the background.
     pub async fn bind(config: &Config) -> Result<Hub, BindError> {
-        let tls_config =
-            tls::server_config(&config.tls.ca_cert, &config.tls.cert, &config.tls.key)?;
+        // gRPC runs over HTTP/2 only; grpcio clients insist on ALPN "h2".
+        let tls_config = tls::server_config_for(&config.tls, vec![b"h2".to_vec()])?;
         let store = Store::open(config.database.as_deref())?;
         let metrics = Arc::new(Metrics::default());
         let docs = Docs::open(store, metrics.clone(), config.limits.compact_after_chunks).await?;

@@ -5,8 +5,9 @@
 //!
 //! The handshake runs in its own task per connection, bounded by a timeout,
 //! so a slow or hostile client never delays the others. A certificate from
-//! another CA, or one without a `clps://` identity, ends the connection
-//! here: no RPC handler ever runs for it.
+//! another CA, a revoked one (the CRL of `tls.crl`), or one without a
+//! `clps://` identity, ends the connection here: no RPC handler ever runs
+//! for it.
 
 use std::io;
 use std::net::SocketAddr;
@@ -18,7 +19,7 @@ use std::time::Duration;
 
 use rustls::RootCertStore;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
@@ -66,14 +67,49 @@ pub fn server_config(
     cert: &Path,
     key: &Path,
 ) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+    // gRPC runs over HTTP/2 only; grpcio clients insist on ALPN "h2".
+    build(ca_cert, cert, key, None, vec![b"h2".to_vec()])
+}
+
+/// Mutual TLS from the configured files, with the revocation list when
+/// `files.crl` names one: a revoked certificate fails the handshake like a
+/// certificate from another CA, before any handler runs.
+pub fn server_config_for(
+    files: &crate::config::TlsFiles,
+    alpn: Vec<Vec<u8>>,
+) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+    build(
+        &files.ca_cert,
+        &files.cert,
+        &files.key,
+        files.crl.as_deref(),
+        alpn,
+    )
+}
+
+fn build(
+    ca_cert: &Path,
+    cert: &Path,
+    key: &Path,
+    crl: Option<&Path>,
+    alpn: Vec<Vec<u8>>,
+) -> Result<Arc<rustls::ServerConfig>, TlsError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut roots = RootCertStore::empty();
     for ca in CertificateDer::pem_slice_iter(&read(ca_cert)?) {
         let ca = ca.map_err(|_| TlsError::Pem(ca_cert.to_owned()))?;
         roots.add(ca)?;
     }
-    let verifier =
-        WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone()).build()?;
+    let mut builder =
+        WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone());
+    if let Some(crl) = crl {
+        let crls = CertificateRevocationListDer::pem_slice_iter(&read(crl)?)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|_| TlsError::Pem(crl.to_owned()))?;
+        // Only client certificates are listed; the CA itself is not.
+        builder = builder.with_crls(crls).only_check_end_entity_revocation();
+    }
+    let verifier = builder.build()?;
     let chain = CertificateDer::pem_slice_iter(&read(cert)?)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|_| TlsError::Pem(cert.to_owned()))?;
@@ -83,8 +119,7 @@ pub fn server_config(
         .with_safe_default_protocol_versions()?
         .with_client_cert_verifier(verifier)
         .with_single_cert(chain, key_der)?;
-    // gRPC runs over HTTP/2 only; grpcio clients insist on ALPN "h2".
-    config.alpn_protocols = vec![b"h2".to_vec()];
+    config.alpn_protocols = alpn;
     Ok(Arc::new(config))
 }
 

@@ -143,11 +143,13 @@ pub fn with_appui<T>(
     let id = doc_id(scheme)?;
     let actor = shared::node_actor(conn)?;
     let centre = actor.centre.clone();
-    let existing = shared::load(conn, &id, &actor)?;
+    // Load inside the (immediate) write transaction, see `shared::store`.
+    let tx = conn.transaction()?;
+    let existing = shared::load(&tx, &id, &actor)?;
     let held = existing.is_some();
     let automerge = match existing {
         Some(doc) => doc,
-        None if access != Access::Member => shared::load_or_create(conn, &id, &actor)?,
+        None if access != Access::Member => shared::load_or_create(&tx, &id, &actor)?,
         None => return Err(AppuiError::NotHeld(scheme.into()).into()),
     };
     let mut doc =
@@ -168,7 +170,6 @@ pub fn with_appui<T>(
     doc.set_commit_time(shared::now());
     let before = doc.automerge_mut().get_heads();
     let out = edit(&mut doc)?;
-    let tx = conn.transaction()?;
     shared::store(&tx, &id, doc.automerge_mut(), &before, true)?;
     tx.commit()?;
     Ok(out)

@@ -7,7 +7,7 @@
 //! (`clps_model::docs::catalogue::changed_records`), and only those rows are
 //! rewritten. A first load projects the whole bucket once, the same way.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use automerge::{AutoCommit, ChangeHash};
 use clps_model::docs::catalogue::{self, Holding, Record, RecordEdit, RecordFields, RecordId};
@@ -175,28 +175,88 @@ pub struct Hit {
     pub year: Option<i64>,
 }
 
-/// Turns what staff type into an FTS5 query: every word must appear, as a
-/// prefix, with FTS5 syntax characters neutralised.
-pub fn fts_query(text: &str) -> Option<String> {
-    let words: Vec<String> = text
+/// Matches up to which a text search is ranked by FTS5's bm25 `rank`.
+/// Ranking costs about 3 µs per match, so over 200,000 records a common
+/// word (« santé » is in most of them) would take hundreds of milliseconds;
+/// above this many matches a query is *broad* and ordered without bm25 (see
+/// [`search`]).
+pub const RANKED_MATCHES: usize = 2000;
+
+/// Records a single word may appear in for its query to be ranked by bm25:
+/// bm25 first counts, for every word, all the records that hold it, which
+/// for « santé » alone costs several milliseconds.
+pub const RANKED_WORD_RECORDS: usize = 10_000;
+
+/// Words of a query as FTS5 will tokenise them. Single letters (the `l` of
+/// « l'alcool », « à ») are dropped when the query has longer words: as a
+/// prefix they would match almost every record and cost the most.
+fn query_words(text: &str) -> Vec<&str> {
+    let words: Vec<&str> = text
         .split(|c: char| !c.is_alphanumeric())
         .filter(|w| !w.is_empty())
-        .map(|w| format!("\"{w}\"*"))
         .collect();
-    (!words.is_empty()).then(|| words.join(" "))
+    if words.iter().any(|w| w.chars().nth(1).is_some()) {
+        words
+            .into_iter()
+            .filter(|w| w.chars().nth(1).is_some())
+            .collect()
+    } else {
+        words
+    }
 }
 
-pub fn search(conn: &Connection, q: &SearchQuery) -> Result<Vec<Hit>, StoreError> {
-    let mut sql = String::from(
-        "SELECT c.record_id, c.title, c.doc_type, c.publisher, c.year FROM catalogue c",
-    );
-    let mut args: Vec<String> = Vec::new();
-    let fts = fts_query(&q.text);
-    if let Some(fts) = &fts {
-        sql.push_str(" JOIN catalogue_fts f ON f.rowid = c.rowid AND catalogue_fts MATCH ?");
-        args.push(fts.clone());
+/// A word as an FTS5 phrase, quoted so that FTS5 syntax characters are
+/// neutralised; words of three characters or more may match as prefixes.
+fn phrase(word: &str, prefix: bool) -> String {
+    if prefix && word.chars().nth(2).is_some() {
+        format!("\"{word}\"*")
+    } else {
+        format!("\"{word}\"")
     }
-    sql.push_str(" WHERE c.merged_into IS NULL");
+}
+
+/// Turns what staff type into the widest FTS5 query [`search`] runs: every
+/// word must appear, words of three characters or more as prefixes, with
+/// FTS5 syntax characters neutralised.
+pub fn fts_query(text: &str) -> Option<String> {
+    let words = query_words(text);
+    (!words.is_empty()).then(|| {
+        words
+            .iter()
+            .map(|w| phrase(w, true))
+            .collect::<Vec<_>>()
+            .join(" ")
+    })
+}
+
+/// The FTS5 queries a text search runs, narrowest first: every word as a
+/// whole word, then the last word as a prefix (someone still typing), then
+/// every word as a prefix ([`fts_query`]). Later ones only fill the page.
+fn match_stages(text: &str) -> Vec<String> {
+    let words = query_words(text);
+    let last = words.len().saturating_sub(1);
+    let mut stages: Vec<String> = Vec::new();
+    for prefix_from in [words.len(), last, 0] {
+        let query = words
+            .iter()
+            .enumerate()
+            .map(|(i, w)| phrase(w, i >= prefix_from))
+            .collect::<Vec<_>>()
+            .join(" ");
+        if !query.is_empty() && !stages.contains(&query) {
+            stages.push(query);
+        }
+    }
+    stages
+}
+
+/// The filters of a query as SQL on `catalogue c`, with their arguments.
+/// `c.doc_type` is written `+c.doc_type` so that SQLite never drives a
+/// search from the type index: the plans below are chosen on purpose, and
+/// the node keeps no planner statistics.
+fn filter_sql(q: &SearchQuery) -> (String, Vec<String>) {
+    let mut sql = String::from("c.merged_into IS NULL");
+    let mut args = Vec::new();
     if let Some(theme) = &q.theme {
         sql.push_str(
             " AND EXISTS (SELECT 1 FROM catalogue_themes t WHERE t.theme = ? AND t.record_id = c.record_id)",
@@ -216,26 +276,124 @@ pub fn search(conn: &Connection, q: &SearchQuery) -> Result<Vec<Hit>, StoreError
         args.push(centre.clone());
     }
     if let Some(doc_type) = &q.doc_type {
-        sql.push_str(" AND c.doc_type = ?");
+        sql.push_str(" AND +c.doc_type = ?");
         args.push(doc_type.clone());
     }
-    sql.push_str(if fts.is_some() {
-        " ORDER BY f.rank"
-    } else {
-        " ORDER BY c.title"
-    });
-    sql.push_str(&format!(" LIMIT {}", q.limit.max(1)));
-    let mut stmt = conn.prepare_cached(&sql)?;
-    let rows = stmt.query_map(rusqlite::params_from_iter(args.iter()), |r| {
-        Ok(Hit {
-            record_id: r.get(0)?,
-            title: r.get(1)?,
-            doc_type: r.get(2)?,
-            publisher: r.get(3)?,
-            year: r.get(4)?,
-        })
-    })?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    (sql, args)
+}
+
+const HIT_COLUMNS: &str = "c.rowid, c.record_id, c.title, c.doc_type, c.publisher, c.year";
+
+/// How many records match an FTS5 query, counting no further than `cap + 1`
+/// (FTS5 stops reading the posting lists there).
+fn count_matches(conn: &Connection, query: &str, cap: usize) -> Result<usize, StoreError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT count(*) FROM (SELECT 1 FROM catalogue_fts WHERE catalogue_fts MATCH ?1 LIMIT ?2)",
+        )?
+        .query_row(params![query, cap as i64 + 1], |r| r.get(0))?)
+}
+
+/// Collects hits from `sql` until `out` holds `limit`, skipping records
+/// already found by an earlier stage. Rows are pulled one at a time, so a
+/// plan that streams in order stops as soon as the page is full.
+fn collect(
+    conn: &Connection,
+    sql: &str,
+    args: &[String],
+    limit: usize,
+    out: &mut Vec<Hit>,
+    seen: &mut BTreeSet<i64>,
+) -> Result<(), StoreError> {
+    if out.len() >= limit {
+        return Ok(());
+    }
+    let mut stmt = conn.prepare_cached(sql)?;
+    let mut rows = stmt.query(rusqlite::params_from_iter(args.iter()))?;
+    while let Some(row) = rows.next()? {
+        let rowid: i64 = row.get(0)?;
+        if !seen.insert(rowid) {
+            continue;
+        }
+        out.push(Hit {
+            record_id: row.get(1)?,
+            title: row.get(2)?,
+            doc_type: row.get(3)?,
+            publisher: row.get(4)?,
+            year: row.get(5)?,
+        });
+        if out.len() >= limit {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// Searches the projection.
+///
+/// Without text, records are listed by title (a walk of the title index
+/// that stops once the page is full). With text, [`match_stages`] are tried
+/// in turn until the page is full. The first stage (whole words) is ranked
+/// by FTS5 `rank` (bm25), best first, when that is cheap: at most
+/// [`RANKED_MATCHES`] matches, each word in at most [`RANKED_WORD_RECORDS`]
+/// records. Otherwise (a broad query such as « santé », or a prefix stage
+/// filling up the page) records whose title holds every word come first,
+/// then the others, newest first within each group: FTS5 walks its posting
+/// lists backwards and the search stops at the limit, so the cost no longer
+/// grows with the number of matches.
+///
+/// Filters are checked on each candidate as it streams by; a broad word with
+/// several selective filters is the slowest case left (see `BENCHMARKS.md`).
+pub fn search(conn: &Connection, q: &SearchQuery) -> Result<Vec<Hit>, StoreError> {
+    let limit = q.limit.max(1);
+    let (filters, filter_args) = filter_sql(q);
+    let mut hits = Vec::new();
+    let mut seen = BTreeSet::new();
+    let stages = match_stages(&q.text);
+    if stages.is_empty() {
+        // The LIMIT tells the planner only a page is wanted, so it walks
+        // `catalogue_title` instead of sorting every record.
+        let sql = format!(
+            "SELECT {HIT_COLUMNS} FROM catalogue c WHERE {filters} ORDER BY c.title, c.record_id LIMIT {limit}"
+        );
+        collect(conn, &sql, &filter_args, limit, &mut hits, &mut seen)?;
+        return Ok(hits);
+    }
+    // The FTS table drives (CROSS JOIN keeps it outermost) and the catalogue
+    // row is found by rowid; FTS5 itself returns rows in rank or rowid order.
+    let from = "FROM catalogue_fts f CROSS JOIN catalogue c ON c.rowid = f.rowid";
+    let ranked_sql = format!(
+        "SELECT {HIT_COLUMNS} {from} WHERE catalogue_fts MATCH ? AND {filters} ORDER BY f.rank"
+    );
+    let newest_sql = format!(
+        "SELECT {HIT_COLUMNS} {from} WHERE catalogue_fts MATCH ? AND {filters} ORDER BY f.rowid DESC"
+    );
+    let words = query_words(&q.text);
+    for (i, stage) in stages.into_iter().enumerate() {
+        if hits.len() >= limit {
+            break;
+        }
+        let ranked = i == 0
+            && count_matches(conn, &stage, RANKED_MATCHES)? <= RANKED_MATCHES
+            && words.iter().try_fold(true, |cheap, word| {
+                Ok::<bool, StoreError>(
+                    cheap
+                        && count_matches(conn, &phrase(word, false), RANKED_WORD_RECORDS)?
+                            <= RANKED_WORD_RECORDS,
+                )
+            })?;
+        let with_filters = |query: String| -> Vec<String> {
+            std::iter::once(query).chain(filter_args.iter().cloned()).collect()
+        };
+        if ranked {
+            collect(conn, &ranked_sql, &with_filters(stage), limit, &mut hits, &mut seen)?;
+        } else {
+            for query in [format!("title : ({stage})"), stage] {
+                collect(conn, &newest_sql, &with_filters(query), limit, &mut hits, &mut seen)?;
+            }
+        }
+    }
+    Ok(hits)
 }
 
 /// Opens the bucket that holds `id`, runs `edit` on it as this node, and
@@ -248,13 +406,15 @@ pub fn with_bucket<T>(
     let actor = shared::node_actor(conn)?;
     let bucket = catalogue::bucket_of(id);
     let doc_id = DocId::catalogue(bucket);
-    let doc = shared::load_or_create(conn, &doc_id, &actor)?;
+    // Load inside the (immediate) write transaction: no other process can
+    // store this document between our read and our write.
+    let tx = conn.transaction()?;
+    let doc = shared::load_or_create(&tx, &doc_id, &actor)?;
     let mut doc = CatalogueDoc::from_automerge(bucket, doc, actor)?;
     doc.set_commit_time(shared::now());
     let before = doc.automerge_mut().get_heads();
     let out = edit(&mut doc)?;
     let mut am = doc.into_automerge();
-    let tx = conn.transaction()?;
     shared::store(&tx, &doc_id, &mut am, &before, true)?;
     tx.commit()?;
     Ok(out)
@@ -343,8 +503,8 @@ pub fn merge(conn: &mut Connection, a: &RecordId, b: &RecordId) -> Result<MergeP
             let before = doc.automerge_mut().get_heads();
             Ok((doc, before))
         };
-    let (mut survivor, survivor_before) = open(conn, &plan.survivor)?;
     let tx = conn.transaction()?;
+    let (mut survivor, survivor_before) = open(&tx, &plan.survivor)?;
     if plan.same_bucket() {
         catalogue::merge_records(&plan, &mut survivor, None)?;
     } else {

@@ -202,7 +202,8 @@ pub fn publish(conn: &mut Connection) -> Result<usize, StoreError> {
     for year in years(conn)? {
         current.extend(aggregates(conn, year)?);
     }
-    let doc = shared::load_or_create(conn, &doc_id, &actor)?;
+    let tx = conn.transaction()?;
+    let doc = shared::load_or_create(&tx, &doc_id, &actor)?;
     let bytes = {
         let mut doc = doc;
         doc.save()
@@ -226,7 +227,6 @@ pub fn publish(conn: &mut Connection) -> Result<usize, StoreError> {
     let before = stats.automerge_mut().get_heads();
     stats.set_figures(&diff)?;
     let mut am = std::mem::take(stats.automerge_mut());
-    let tx = conn.transaction()?;
     shared::store(&tx, &doc_id, &mut am, &before, true)?;
     tx.commit()?;
     Ok(diff.len())

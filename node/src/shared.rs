@@ -96,17 +96,47 @@ pub fn store(
     local: bool,
 ) -> Result<(), StoreError> {
     let key = doc_id.to_string();
+    if doc.get_heads() == before {
+        return Ok(());
+    }
+    let existing: Option<(i64, String)> = tx
+        .query_row(
+            "SELECT n_chunks, heads FROM shared_docs WHERE doc_id = ?1",
+            [&key],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    // Callers load inside the write transaction, so the copy in hand is the
+    // stored one. If it is not (a document loaded before the transaction
+    // and stored meanwhile by another process), local changes are refused:
+    // replaying them could reuse sequence numbers of this node's actor.
+    // Received changes are replayed onto the stored document, so nothing the
+    // other writer stored is ever compacted away.
+    let mut rebased_before = None;
+    if let Some((_, stored_heads)) = &existing
+        && *stored_heads != heads_text(before)
+    {
+        if local {
+            return Err(StoreError::Invalid(format!(
+                "le document {key} a été modifié par un autre processus pendant l'opération ; recommencez"
+            )));
+        }
+        let ours = doc.get_changes(before);
+        let mut fresh = load_raw(tx, &key)?;
+        fresh.set_actor(doc.get_actor().clone());
+        let fresh_before = fresh.get_heads();
+        fresh
+            .apply_changes(ours)
+            .map_err(|e| StoreError::Invalid(format!("document {key} illisible : {e}")))?;
+        *doc = fresh;
+        rebased_before = Some(fresh_before);
+    }
+    let before: &[ChangeHash] = rebased_before.as_deref().unwrap_or(before);
     let after = doc.get_heads();
     if after == before {
         return Ok(());
     }
-    let existing: Option<i64> = tx
-        .query_row(
-            "SELECT n_chunks FROM shared_docs WHERE doc_id = ?1",
-            [&key],
-            |r| r.get(0),
-        )
-        .optional()?;
+    let existing = existing.map(|(n, _)| n);
     match existing {
         Some(n) if n < COMPACT_AFTER => {
             let chunk = doc.save_after(before);
@@ -144,6 +174,25 @@ pub fn store(
     Ok(())
 }
 
+/// The stored document as it is, without schema checks (for rebasing).
+fn load_raw(conn: &Connection, key: &str) -> Result<AutoCommit, StoreError> {
+    let snapshot: Vec<u8> = conn.query_row(
+        "SELECT snapshot FROM shared_docs WHERE doc_id = ?1",
+        [key],
+        |r| r.get(0),
+    )?;
+    let unreadable = |e: automerge::AutomergeError| {
+        StoreError::Invalid(format!("document {key} illisible : {e}"))
+    };
+    let mut doc = AutoCommit::load(&snapshot).map_err(unreadable)?;
+    let mut stmt =
+        conn.prepare_cached("SELECT bytes FROM shared_doc_chunks WHERE doc_id = ?1 ORDER BY seq")?;
+    for chunk in stmt.query_map([key], |r| r.get::<_, Vec<u8>>(0))? {
+        doc.load_incremental(&chunk?).map_err(unreadable)?;
+    }
+    Ok(doc)
+}
+
 /// Every shared document this node holds, with its stored heads.
 pub fn list(conn: &Connection) -> Result<Vec<(String, String)>, StoreError> {
     let mut stmt = conn.prepare("SELECT doc_id, heads FROM shared_docs ORDER BY doc_id")?;
@@ -167,4 +216,141 @@ pub fn now() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::store::{OpenMode, Store};
+    use clps_model::docs::catalogue::{RecordFields, RecordId};
+    use clps_model::docs::{CatalogueDoc, catalogue};
+
+    fn fields(title: &str) -> RecordFields {
+        RecordFields {
+            title: title.into(),
+            doc_type: "dossier".into(),
+            ..RecordFields::default()
+        }
+    }
+
+    /// Two processes (here two stores on one file, like `serve` and a staff
+    /// command) write the same document. A local write from a stale copy is
+    /// refused (it would reuse this node's sequence numbers); received
+    /// changes from a stale copy are replayed onto the stored document, even
+    /// when that write compacts, and lose nothing.
+    #[tokio::test]
+    async fn a_stale_copy_never_loses_the_other_writers_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = Store::open(dir.path(), OpenMode::Create).unwrap();
+        a.call(|c| crate::centre::init(c, &CentreId::new("namur").unwrap(), [1; 8]))
+            .await
+            .unwrap();
+        let b = Store::open(dir.path(), OpenMode::Existing).unwrap();
+        let ids: Vec<RecordId> = (0..40_000u64)
+            .map(|n| RecordId::from_local(&CentreId::new("namur").unwrap(), n))
+            .filter(|id| catalogue::bucket_of(id) == 7)
+            .take(COMPACT_AFTER as usize + 2)
+            .collect();
+        let first: Vec<RecordId> = ids[..COMPACT_AFTER as usize].to_vec();
+        a.call(move |c| {
+            for id in &first {
+                crate::catalogue::add(c, id, &fields("rempli"), None)?;
+            }
+            Ok(())
+        })
+        .await
+        .unwrap();
+        let (x, y) = (ids[ids.len() - 2].clone(), ids[ids.len() - 1].clone());
+        fn load_bucket(c: &mut Connection) -> Result<AutoCommit, StoreError> {
+            let actor = node_actor(c)?;
+            Ok(load(c, &DocId::catalogue(7), &actor)?.unwrap_or_default())
+        }
+        // A change made elsewhere (another centre), received later.
+        let liege = CentreActor::new(CentreId::new("liege").unwrap(), [2; 8]);
+        let mut elsewhere = a.call(load_bucket).await.unwrap().fork();
+        elsewhere.set_actor(liege.actor_id());
+        let mut elsewhere = CatalogueDoc::from_automerge(7, elsewhere, liege).unwrap();
+        let before_elsewhere = elsewhere.automerge_mut().get_heads();
+        elsewhere
+            .create_record(&y, &fields("écrit à Liège"))
+            .unwrap();
+        let received = elsewhere.automerge_mut().save_after(&before_elsewhere);
+
+        // A loads the bucket (stale from now on)...
+        let stale = a.call(load_bucket).await.unwrap();
+        // ...B stores a local change to it...
+        let bx = x.clone();
+        b.call(move |c| crate::catalogue::add(c, &bx, &fields("écrit par B"), None))
+            .await
+            .unwrap();
+        // ...a local write from A's stale copy is refused...
+        let mut stale_local = CatalogueDoc::from_automerge(
+            7,
+            stale.clone(),
+            a.call(|c| node_actor(c)).await.unwrap(),
+        )
+        .unwrap();
+        let before = stale_local.automerge_mut().get_heads();
+        stale_local.create_record(&ids[0], &fields("doublon")).ok();
+        stale_local
+            .edit_record(&ids[0], &[catalogue::RecordEdit::Title("périmé".into())])
+            .unwrap();
+        let mut am = stale_local.into_automerge();
+        let refused = a
+            .call(move |c| {
+                let tx = c.transaction()?;
+                store(&tx, &DocId::catalogue(7), &mut am, &before, true)?;
+                tx.commit()?;
+                Ok(())
+            })
+            .await;
+        assert!(
+            refused.is_err(),
+            "a local write from a stale copy is refused"
+        );
+        // ...while received changes on A's stale copy are replayed (this write compacts).
+        let mut stale_received = stale;
+        let before = stale_received.get_heads();
+        stale_received.load_incremental(&received).unwrap();
+        a.call(move |c| {
+            let tx = c.transaction()?;
+            store(
+                &tx,
+                &DocId::catalogue(7),
+                &mut stale_received,
+                &before,
+                false,
+            )?;
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+        let (has_x, has_y, title, n_chunks) = a
+            .call(move |c| {
+                let doc = load_bucket(c)?;
+                let n: i64 = c.query_row(
+                    "SELECT n_chunks FROM shared_docs WHERE doc_id = 'catalogue/007'",
+                    [],
+                    |r| r.get(0),
+                )?;
+                Ok((
+                    catalogue::read_record(&doc, &x).is_some(),
+                    catalogue::read_record(&doc, &y).is_some(),
+                    catalogue::read_record(&doc, &ids[0]).map(|r| r.fields.title),
+                    n,
+                ))
+            })
+            .await
+            .unwrap();
+        assert!(has_x, "B's record survived the stale write");
+        assert!(has_y, "the received record is stored");
+        assert_eq!(
+            title.as_deref(),
+            Some("rempli"),
+            "the refused edit left no trace"
+        );
+        assert_eq!(n_chunks, 0, "the last write compacted");
+    }
 }

@@ -66,12 +66,13 @@ fn write<T>(
 ) -> Result<T, StoreError> {
     let id = doc_id(survey)?;
     let actor = shared::node_actor(conn)?;
-    let am = shared::load_or_create(conn, &id, &actor)?;
+    // Load inside the (immediate) write transaction, see `shared::store`.
+    let tx = conn.transaction()?;
+    let am = shared::load_or_create(&tx, &id, &actor)?;
     let mut doc = SurveyDoc::from_automerge(survey, am, actor)?;
     doc.set_commit_time(shared::now());
     let before = doc.automerge_mut().get_heads();
     let out = f(&mut doc)?;
-    let tx = conn.transaction()?;
     rows(&tx, &mut doc, &out)?;
     let mut am = doc.into_automerge();
     shared::store(&tx, &id, &mut am, &before, true)?;

@@ -7,6 +7,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test harness
 
+pub mod figures;
+pub mod procs;
+pub mod proxy;
+
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -41,6 +45,16 @@ impl Federation {
     /// A hub with the given extra spaces (the catalogue and stats are
     /// always there) and limits.
     pub async fn start(spaces: Vec<SpaceConfig>, limits: Limits) -> anyhow::Result<Federation> {
+        Federation::start_with(spaces, limits, |_, _| Ok(())).await
+    }
+
+    /// [`Federation::start`], letting `prepare` adjust the configuration
+    /// (and use the PKI directory) before the hub binds.
+    pub async fn start_with(
+        spaces: Vec<SpaceConfig>,
+        limits: Limits,
+        prepare: impl FnOnce(&mut Config, &Path) -> anyhow::Result<()>,
+    ) -> anyhow::Result<Federation> {
         let dir = tempfile::tempdir()?;
         pki::init(&dir.path().join("pki"), &[])?;
         let config = Config {
@@ -53,6 +67,8 @@ impl Federation {
             ..Config::default()
         }
         .with_pki_dir(&dir.path().join("pki"));
+        let mut config = config;
+        prepare(&mut config, &dir.path().join("pki"))?;
         let hub = Hub::bind(&config).await.context("hub bind")?;
         Ok(Federation { dir, hub })
     }

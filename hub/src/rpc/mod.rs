@@ -6,8 +6,9 @@
 mod session;
 pub mod status;
 
-use std::sync::Arc;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use clps_proto::pb;
 use tokio::sync::{mpsc, watch};
@@ -31,6 +32,26 @@ pub struct RpcContext {
     pub limits: Limits,
     pub shutdown: watch::Receiver<bool>,
     next_session: AtomicU64,
+    /// Open sessions per identity, for `limits.max_sessions_per_identity`.
+    open_sessions: Arc<Mutex<HashMap<Identity, usize>>>,
+}
+
+/// One open session of an identity; gives its slot back when dropped.
+struct SessionSlot {
+    identity: Identity,
+    open: Arc<Mutex<HashMap<Identity, usize>>>,
+}
+
+impl Drop for SessionSlot {
+    fn drop(&mut self) {
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = open.get_mut(&self.identity) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                open.remove(&self.identity);
+            }
+        }
+    }
 }
 
 impl RpcContext {
@@ -48,7 +69,23 @@ impl RpcContext {
             limits,
             shutdown,
             next_session: AtomicU64::new(1),
+            open_sessions: Arc::default(),
         }
+    }
+
+    /// Takes a session slot for `identity`, or `None` when it already holds
+    /// `max_sessions_per_identity` sessions.
+    fn session_slot(&self, identity: &Identity) -> Option<SessionSlot> {
+        let mut open = self.open_sessions.lock().unwrap_or_else(|e| e.into_inner());
+        let n = open.entry(identity.clone()).or_insert(0);
+        if *n >= self.limits.max_sessions_per_identity.max(1) {
+            return None;
+        }
+        *n += 1;
+        Some(SessionSlot {
+            identity: identity.clone(),
+            open: self.open_sessions.clone(),
+        })
     }
 }
 
@@ -86,15 +123,21 @@ impl pb::sync_server::Sync for SyncService {
         request: Request<Streaming<pb::ClientMessage>>,
     ) -> Result<Response<Self::SessionStream>, Status> {
         let identity = identity_of(&request)?;
+        let Some(slot) = self.ctx.session_slot(&identity) else {
+            Metrics::add(&self.ctx.metrics.sessions_refused, 1);
+            tracing::warn!(%identity, "too many sessions for one identity");
+            return Err(status::too_many_sessions(
+                self.ctx.limits.max_sessions_per_identity,
+            ));
+        };
         let (tx, rx) = mpsc::channel(self.ctx.limits.session_buffer.max(1));
         let id = self.ctx.next_session.fetch_add(1, Ordering::Relaxed);
-        tokio::spawn(session::run(
-            self.ctx.clone(),
-            id,
-            identity,
-            request.into_inner(),
-            tx,
-        ));
+        let ctx = self.ctx.clone();
+        let inbound = request.into_inner();
+        tokio::spawn(async move {
+            session::run(ctx, id, identity, inbound, tx).await;
+            drop(slot);
+        });
         Ok(Response::new(ReceiverStream::new(rx)))
     }
 

@@ -29,7 +29,7 @@ pub const DB_FILE: &str = "node.sqlite";
 pub const APPLICATION_ID: i32 = 0x434c_5053;
 
 /// How long a writer waits for another process's lock before giving up.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(3);
+const BUSY_TIMEOUT: Duration = Duration::from_secs(20);
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -53,6 +53,14 @@ pub enum StoreError {
     },
     #[error("la base {0} est verrouillée par un autre processus ; réessayez quand il aura terminé")]
     Locked(PathBuf),
+    #[error(
+        "le disque qui porte {0} est plein : rien n'a été écrit ; libérez de la place puis recommencez"
+    )]
+    DiskFull(PathBuf),
+    #[error(
+        "la base {0} ne peut pas être écrite (disque ou répertoire en lecture seule) : rien n'a été écrit ; rendez-la inscriptible puis recommencez"
+    )]
+    ReadOnly(PathBuf),
     #[error("erreur SQLite : {0}")]
     Sqlite(#[from] rusqlite::Error),
     #[error("le fil de stockage s'est arrêté")]
@@ -80,6 +88,10 @@ impl StoreError {
                 StoreError::Locked(path.to_owned())
             }
             Some(rusqlite::ErrorCode::NotADatabase) => StoreError::Foreign(path.to_owned()),
+            // SQLite rolls the transaction back in both cases: the file stays
+            // as it was, and the same command succeeds once space returns.
+            Some(rusqlite::ErrorCode::DiskFull) => StoreError::DiskFull(path.to_owned()),
+            Some(rusqlite::ErrorCode::ReadOnly) => StoreError::ReadOnly(path.to_owned()),
             _ => StoreError::Sqlite(err),
         }
     }
@@ -256,6 +268,11 @@ fn prepare(mut conn: Connection, path: &Path, mode: OpenMode) -> Result<Connecti
     }
     conn.execute_batch("PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;")
         .map_err(fail)?;
+    // Write transactions take the write lock when they begin: a deferred
+    // transaction that read first could not upgrade once the sync link (a
+    // second process: `clps-node serve`) had committed, and would fail at
+    // once instead of waiting its turn.
+    conn.set_transaction_behavior(rusqlite::TransactionBehavior::Immediate);
     migrations::apply(&mut conn).map_err(fail)?;
     Ok(conn)
 }
@@ -313,6 +330,11 @@ mod tests {
     async fn a_locked_database_is_reported_as_locked() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path(), OpenMode::Create).unwrap();
+        // Do not wait the full production timeout in a test.
+        store
+            .call(|c| Ok(c.busy_timeout(Duration::from_millis(200))?))
+            .await
+            .unwrap();
         // Another process holds the write lock.
         let other = Connection::open(dir.path().join(DB_FILE)).unwrap();
         other.execute_batch("BEGIN IMMEDIATE").unwrap();
