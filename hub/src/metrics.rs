@@ -30,6 +30,8 @@ pub struct Metrics {
     pub doc_errors: AtomicU64,
     pub snapshots_sent: AtomicU64,
     pub compactions: AtomicU64,
+    /// Sessions refused because their identity held too many already.
+    pub sessions_refused: AtomicU64,
     latency_buckets: [AtomicU64; LATENCY_BUCKETS.len()],
     latency_count: AtomicU64,
     latency_sum_micros: AtomicU64,
@@ -60,7 +62,7 @@ impl Metrics {
 
     pub fn render(&self) -> String {
         let mut out = String::new();
-        let counters: [(&str, &str, &AtomicU64); 11] = [
+        let counters: [(&str, &str, &AtomicU64); 12] = [
             (
                 "clps_hub_sessions_total",
                 "Sync sessions opened.",
@@ -115,6 +117,11 @@ impl Metrics {
                 "clps_hub_compactions_total",
                 "Document compactions.",
                 &self.compactions,
+            ),
+            (
+                "clps_hub_sessions_refused_total",
+                "Sessions refused: the identity held max_sessions_per_identity already.",
+                &self.sessions_refused,
             ),
         ];
         for (name, help, value) in counters {

@@ -181,6 +181,89 @@ pub fn issue(dir: &Path, identity: &Identity) -> Result<IssuedPair, PkiError> {
     sign_leaf(dir, &stem, leaf_params(&identity.to_string(), sans, false))
 }
 
+/// The revocation list `revoke` writes (PEM), for the hub's `tls.crl`.
+pub const CRL: &str = "ca.crl";
+/// The revoked serials (hex, one per line) the CRL is rebuilt from.
+pub const REVOKED: &str = "revoked.txt";
+
+/// The serial number of a PEM certificate, lowercase hex without colons.
+pub fn serial_hex(cert_pem: &str) -> Result<String, PkiError> {
+    use rustls::pki_types::pem::PemObject;
+    use x509_parser::prelude::{FromDer, X509Certificate};
+    let der = rustls::pki_types::CertificateDer::from_pem_slice(cert_pem.as_bytes())
+        .map_err(|_| PkiError::Name("PEM certificate".to_owned()))?;
+    let (_, cert) = X509Certificate::from_der(der.as_ref())
+        .map_err(|_| PkiError::Name("X.509 certificate".to_owned()))?;
+    Ok(hex_lower(cert.raw_serial()))
+}
+
+fn hex_lower(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn from_hex(text: &str) -> Option<Vec<u8>> {
+    let text: String = text.chars().filter(|c| *c != ':').collect();
+    if text.is_empty() || !text.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+/// Revokes the certificate `cert` (a PEM file issued by this CA): adds its
+/// serial to `revoked.txt` and rewrites `ca.crl`, signed by the CA, with
+/// every serial revoked so far. Returns the CRL's path and the serial.
+/// Revoking twice is harmless.
+pub fn revoke(dir: &Path, cert: &Path) -> Result<(PathBuf, String), PkiError> {
+    let serial = serial_hex(&read_file(cert)?)?;
+    let list_path = dir.join(REVOKED);
+    let mut serials: Vec<String> = match fs::read_to_string(&list_path) {
+        Ok(text) => text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(str::to_owned)
+            .collect(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(source) => {
+            return Err(PkiError::Io {
+                path: list_path,
+                source,
+            });
+        }
+    };
+    if !serials.contains(&serial) {
+        serials.push(serial.clone());
+    }
+    let issuer = load_issuer(dir)?;
+    let now = std::time::SystemTime::now().into();
+    let revoked_certs = serials
+        .iter()
+        .filter_map(|s| from_hex(s))
+        .map(|bytes| rcgen::RevokedCertParams {
+            serial_number: rcgen::SerialNumber::from_slice(&bytes),
+            revocation_time: now,
+            reason_code: Some(rcgen::RevocationReason::KeyCompromise),
+            invalidity_date: None,
+        })
+        .collect();
+    let params = rcgen::CertificateRevocationListParams {
+        this_update: now,
+        next_update: rcgen::date_time_ymd(2045, 1, 1),
+        crl_number: rcgen::SerialNumber::from(u64::try_from(serials.len()).unwrap_or(u64::MAX)),
+        issuing_distribution_point: None,
+        revoked_certs,
+        key_identifier_method: rcgen::KeyIdMethod::Sha256,
+    };
+    let crl = params.signed_by(&issuer)?;
+    let crl_path = dir.join(CRL);
+    write_file(&crl_path, &crl.pem()?, false)?;
+    write_file(&list_path, &format!("{}\n", serials.join("\n")), false)?;
+    Ok((crl_path, serial))
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]

@@ -107,3 +107,8 @@ impl From<SessionError> for Status {
 pub fn unauthenticated() -> Status {
     Status::unauthenticated("no verified client certificate")
 }
+
+/// An identity already holds as many sessions as it may.
+pub fn too_many_sessions(limit: usize) -> Status {
+    Status::resource_exhausted(format!("this identity already holds {limit} open sessions"))
+}

@@ -76,12 +76,22 @@ struct Engine<'a, S> {
     docs_down: BTreeSet<DocId>,
     docs_up: BTreeSet<DocId>,
     welcomed: bool,
+    /// Our heads as the Hello described them: what an `in_sync` answer
+    /// vouches for.
+    hello_heads: BTreeMap<DocId, Vec<ChangeHash>>,
 }
 
 async fn hello_message(
     config: &LinkConfig,
     store: &impl DocStore,
 ) -> Result<pb::ClientMessage, LinkError> {
+    hello_with_heads(config, store).await.map(|(m, _)| m)
+}
+
+async fn hello_with_heads(
+    config: &LinkConfig,
+    store: &impl DocStore,
+) -> Result<(pb::ClientMessage, BTreeMap<DocId, Vec<ChangeHash>>), LinkError> {
     let local = store.list_docs().await.map_err(LinkError::store)?;
     let spaces = digest_by_space(local.iter().map(|(d, h)| (d, h.as_slice())))
         .into_iter()
@@ -91,12 +101,16 @@ async fn hello_message(
             n_docs: u32::try_from(s.n_docs).unwrap_or(u32::MAX),
         })
         .collect();
-    Ok(pb::ClientMessage {
-        kind: Some(ClientKind::Hello(pb::Hello {
-            spaces,
-            client: config.client_name.clone(),
-        })),
-    })
+    let heads = local.into_iter().map(|(d, h)| (d, sorted(h))).collect();
+    Ok((
+        pb::ClientMessage {
+            kind: Some(ClientKind::Hello(pb::Hello {
+                spaces,
+                client: config.client_name.clone(),
+            })),
+        },
+        heads,
+    ))
 }
 
 pub async fn run_session(
@@ -116,8 +130,10 @@ pub async fn run_session(
         docs_down: BTreeSet::new(),
         docs_up: BTreeSet::new(),
         welcomed: false,
+        hello_heads: BTreeMap::new(),
     };
-    let hello = hello_message(config, store).await?;
+    let (hello, hello_heads) = hello_with_heads(config, store).await?;
+    engine.hello_heads = hello_heads;
     engine.send(hello).await?;
     let mut inbound = client.session(ReceiverStream::new(rx)).await?.into_inner();
     let mut poll = tokio::time::interval(config.local_poll);
@@ -333,7 +349,16 @@ impl<S: DocStore> Engine<'_, S> {
             let local_in_space = local.iter().filter(|(d, _)| d.space() == space);
             if space_state.in_sync {
                 self.report.spaces_in_sync += 1;
-                in_sync_docs.extend(local_in_space.map(|(d, _)| d.clone()));
+                // The hub vouched for the heads of our Hello. A document
+                // written locally since then holds changes it has not seen:
+                // sync it rather than acknowledge its pending changes.
+                for (d, h) in local_in_space {
+                    if self.hello_heads.get(d) == Some(h) {
+                        in_sync_docs.push(d.clone());
+                    } else {
+                        to_sync.push(d.clone());
+                    }
+                }
                 member.insert(space);
                 continue;
             }
