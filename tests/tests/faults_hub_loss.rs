@@ -74,7 +74,11 @@ fn forge_into(db: &Path, victim: &str) -> automerge::ChangeHash {
     let before = forged.get_heads();
     use automerge::transaction::Transactable;
     forged
-        .put(automerge::ROOT, "forged", "written in another centre's name")
+        .put(
+            automerge::ROOT,
+            "forged",
+            "written in another centre's name",
+        )
         .unwrap();
     let hash = forged.get_heads()[0];
     let chunk = forged.save_after(&before);
@@ -106,9 +110,18 @@ async fn a_deleted_hub_database_is_rebuilt_from_the_nodes() {
         }
     }
     fed.converge(Duration::from_secs(60)).await.unwrap();
-    node_ok(&nodes[0], &["catalogue", "edit", &ids[3], "--title", "Titre revu par Namur"])
-        .await
-        .unwrap();
+    node_ok(
+        &nodes[0],
+        &[
+            "catalogue",
+            "edit",
+            &ids[3],
+            "--title",
+            "Titre revu par Namur",
+        ],
+    )
+    .await
+    .unwrap();
     fed.converge(Duration::from_secs(60)).await.unwrap();
     // One more local change that never reached the hub.
     add_record(&nodes[2], "Outil jamais synchronisé").await;
@@ -135,7 +148,8 @@ async fn a_deleted_hub_database_is_rebuilt_from_the_nodes() {
     let run = recover(&fed, &[&nodes[0], &backup, &nodes[2], &tampered]).await;
     assert!(run.ok, "{}{}", run.stdout, run.stderr);
     assert!(
-        run.stdout.contains("base du hub reconstruite à partir de 4 nœud(s)"),
+        run.stdout
+            .contains("base du hub reconstruite à partir de 4 nœud(s)"),
         "{}",
         run.stdout
     );
