@@ -1,0 +1,357 @@
+//! Bounded fuzzing (cargo-fuzz needs nightly; these are proptest runs with
+//! a fixed number of cases) of every decoder that reads bytes from the
+//! network or from outside: Automerge sync messages through `DocPeer` with
+//! the hub's validation gate, single changes through `validate_change`,
+//! protobuf frames (`ClientMessage`, `ServerMessage`), snapshots through
+//! `load_doc` and the node's `persist_received`, and the node's CSV import.
+//!
+//! Inputs are random bytes and mutations (flips, inserts, deletes,
+//! truncations) of valid seeds. A panic is caught, the input is kept under
+//! `tests/fixtures/fuzz/` as `crash-<target>-<hash>.bin`, and the run fails;
+//! `fixtures_replay_without_panic` replays every kept file on every target.
+//! `CLPS_SOAK_SECONDS` raises the number of cases.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::PathBuf;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use automerge::{Automerge, Change};
+use clps_hub::Identity;
+use clps_hub::access::Role;
+use clps_model::docs::catalogue::{RecordEdit, RecordFields, RecordId, bucket_of};
+use clps_model::docs::{CatalogueDoc, DocId};
+use clps_model::sync::DocPeer;
+use clps_model::{CentreActor, CentreId};
+use clps_node::federation::NodeDocStore;
+use clps_node::link::DocStore;
+use clps_node::store::Store;
+use clps_proto::pb;
+use clps_tests::figures::{self, Figures};
+use proptest::prelude::*;
+use proptest::test_runner::{Config as ProptestConfig, TestRunner};
+use prost::Message as _;
+
+static INPUTS: AtomicU64 = AtomicU64::new(0);
+static CRASHES: AtomicU64 = AtomicU64::new(0);
+
+fn cases() -> u32 {
+    if figures::soak().is_some() {
+        50_000
+    } else {
+        2_000
+    }
+}
+
+fn fixtures_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/fuzz")
+}
+
+fn namur() -> CentreId {
+    CentreId::new("namur").unwrap()
+}
+
+/// Valid inputs to mutate, built once.
+struct Seeds {
+    doc_id: DocId,
+    /// The document before the seeded changes (what the hub holds).
+    base: Automerge,
+    snapshot: Vec<u8>,
+    changes: Vec<Vec<u8>>,
+    sync_message: Vec<u8>,
+    client_frames: Vec<Vec<u8>>,
+    server_frames: Vec<Vec<u8>>,
+    csv: Vec<u8>,
+}
+
+fn seeds() -> &'static Seeds {
+    static SEEDS: OnceLock<Seeds> = OnceLock::new();
+    SEEDS.get_or_init(|| {
+        let actor = CentreActor::new(namur(), [3; 8]);
+        let id = RecordId::from_local(&namur(), 1);
+        let bucket = bucket_of(&id);
+        let mut doc = CatalogueDoc::create(bucket, actor).unwrap();
+        let base = doc.automerge_mut().document().clone();
+        doc.create_record(
+            &id,
+            &RecordFields {
+                title: "Le jeu des émotions".to_owned(),
+                doc_type: "ouvrage".to_owned(),
+                description: "Un outil pour parler de ce qu'on ressent".to_owned(),
+                ..RecordFields::default()
+            },
+        )
+        .unwrap();
+        doc.edit_record(&id, &[RecordEdit::AddTheme("evras".to_owned())])
+            .unwrap();
+        let full = doc.automerge_mut().document().clone();
+        let changes: Vec<Vec<u8>> = full
+            .get_changes(&base.get_heads())
+            .iter()
+            .map(|c| c.raw_bytes().to_vec())
+            .collect();
+        let sync_message = automerge::sync::Message {
+            heads: full.get_heads(),
+            need: vec![],
+            have: vec![],
+            changes: automerge::sync::ChunkList::from(changes.clone()),
+            flags: None,
+            version: automerge::sync::MessageVersion::V1,
+        }
+        .encode();
+        let doc_id = DocId::catalogue(bucket);
+        let client = |kind| pb::ClientMessage { kind: Some(kind) }.encode_to_vec();
+        let server = |kind| pb::ServerMessage { kind: Some(kind) }.encode_to_vec();
+        use pb::client_message::Kind as C;
+        use pb::server_message::Kind as S;
+        let heads: Vec<Vec<u8>> = full.get_heads().iter().map(|h| h.0.to_vec()).collect();
+        Seeds {
+            snapshot: full.save(),
+            client_frames: vec![
+                client(C::Hello(pb::Hello {
+                    spaces: vec![pb::SpaceDigest {
+                        space: "catalogue".to_owned(),
+                        digest: vec![1; 32],
+                        n_docs: 3,
+                    }],
+                    client: "fuzz".to_owned(),
+                })),
+                client(C::Sync(pb::DocSync {
+                    doc_id: doc_id.to_string(),
+                    message: sync_message.clone(),
+                })),
+                client(C::Fetch(pb::Fetch {
+                    doc_ids: vec![doc_id.to_string()],
+                })),
+            ],
+            server_frames: vec![
+                server(S::Snapshot(pb::Snapshot {
+                    doc_id: doc_id.to_string(),
+                    document: full.save(),
+                    heads: heads.clone(),
+                })),
+                server(S::Idle(pb::DocIdle {
+                    doc_id: doc_id.to_string(),
+                    heads,
+                })),
+                server(S::Error(pb::DocError {
+                    doc_id: doc_id.to_string(),
+                    code: 7,
+                    message: "refusé".to_owned(),
+                })),
+            ],
+            csv: "id_local;titre;type;auteurs;annee;themes;publics;age_min;age_max;exemplaires\n\
+                  1;Le jeu des émotions;ouvrage;Collectif;2019;evras;enfants;6;12;2\n\
+                  2;\"Affiche « Bouger »\";affiche;;2021;;;;;1\n"
+                .replace(';', ",")
+                .into_bytes(),
+            doc_id,
+            base,
+            changes,
+            sync_message,
+        }
+    })
+}
+
+/// Runs `target` on `input`; a panic is counted and the input kept.
+fn guarded(target: &str, input: &[u8], run: impl FnOnce(&[u8])) {
+    INPUTS.fetch_add(1, Ordering::Relaxed);
+    if catch_unwind(AssertUnwindSafe(|| run(input))).is_err() {
+        CRASHES.fetch_add(1, Ordering::Relaxed);
+        let hash = input.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3)
+        });
+        let dir = fixtures_dir();
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(format!("crash-{target}-{hash:016x}.bin"));
+        std::fs::write(&path, input).unwrap();
+        println!("crasher kept: {}", path.display());
+    }
+}
+
+// ---- the targets -------------------------------------------------------
+
+fn hub_sync(bytes: &[u8]) {
+    let seeds = seeds();
+    let mut doc = seeds.base.clone();
+    let identity = Identity::Centre(namur());
+    let doc_id = seeds.doc_id.clone();
+    let mut gate = |before: &Automerge, change: &Change| {
+        clps_hub::validate::check_change(&doc_id, before, change, &identity, Role::Write)
+    };
+    let heads = doc.get_heads();
+    let mut peer = DocPeer::new();
+    if peer.receive(&mut doc, bytes, &mut gate).is_err() {
+        // A refused message leaves the document as it was.
+        assert_eq!(doc.get_heads(), heads);
+    }
+    let _ = automerge::sync::Message::decode(bytes);
+}
+
+fn single_change(bytes: &[u8]) {
+    if let Ok(change) = Change::try_from(bytes) {
+        let seeds = seeds();
+        let _ = clps_model::docs::validate_change(&seeds.doc_id, &seeds.base, &change, &namur());
+    }
+}
+
+fn frames(bytes: &[u8]) {
+    let _ = pb::ClientMessage::decode(bytes);
+    let _ = pb::ServerMessage::decode(bytes);
+}
+
+fn snapshot(bytes: &[u8]) {
+    let seeds = seeds();
+    let actor = CentreActor::new(namur(), [5; 8]);
+    let _ = clps_model::docs::load_doc(&seeds.doc_id, bytes, &actor);
+    let _ = Automerge::load(bytes);
+}
+
+/// One in-memory node, shared by the cases (its store must survive any
+/// input: after each case it still loads every document it holds).
+fn node() -> &'static (tokio::runtime::Runtime, NodeDocStore) {
+    static NODE: OnceLock<(tokio::runtime::Runtime, NodeDocStore)> = OnceLock::new();
+    NODE.get_or_init(|| {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let store = Store::in_memory().unwrap();
+        rt.block_on(store.call(|c| clps_node::centre::init(c, &namur(), [6; 8])))
+            .unwrap();
+        (rt, NodeDocStore { store })
+    })
+}
+
+fn persist_received(bytes: &[u8]) {
+    let (rt, node) = node();
+    let doc_id = seeds().doc_id.clone();
+    rt.block_on(async {
+        let _ = node.persist_received(&doc_id, bytes).await;
+        // Whatever happened, the stored copy still loads.
+        node.load_doc(&doc_id).await.unwrap();
+    });
+}
+
+fn csv_import(bytes: &[u8]) {
+    let (rt, node) = node();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("import.csv");
+    std::fs::write(&path, bytes).unwrap();
+    rt.block_on(node.store.call(move |c| {
+        let _ = clps_node::import::import(c, &path, &indicatif::ProgressBar::hidden());
+        Ok(())
+    }))
+    .unwrap();
+}
+
+type Target = (&'static str, fn(&[u8]), fn(&Seeds) -> Vec<Vec<u8>>);
+
+fn targets() -> Vec<Target> {
+    vec![
+        ("sync", hub_sync, |s| vec![s.sync_message.clone()]),
+        ("change", single_change, |s| s.changes.clone()),
+        ("frame", frames, |s| {
+            s.client_frames
+                .iter()
+                .chain(&s.server_frames)
+                .cloned()
+                .collect()
+        }),
+        ("snapshot", snapshot, |s| vec![s.snapshot.clone()]),
+        ("persist", persist_received, |s| {
+            vec![s.snapshot.clone(), s.changes.concat()]
+        }),
+        ("csv", csv_import, |s| vec![s.csv.clone()]),
+    ]
+}
+
+/// A mutation of a seed: (seed index, edits of (position, kind, byte)).
+fn mutated(seeds: Vec<Vec<u8>>) -> impl Strategy<Value = Vec<u8>> {
+    let n = seeds.len();
+    (
+        0..n,
+        prop::collection::vec((any::<u16>(), 0u8..4, any::<u8>()), 1..8),
+    )
+        .prop_map(move |(i, edits)| {
+            let mut bytes = seeds[i].clone();
+            for (pos, kind, byte) in edits {
+                let len = bytes.len();
+                let at = if len == 0 { 0 } else { usize::from(pos) % len };
+                match kind {
+                    0 if len > 0 => bytes[at] ^= byte | 1,
+                    1 => bytes.insert(at, byte),
+                    2 if len > 0 => {
+                        bytes.remove(at);
+                    }
+                    3 => bytes.truncate(at),
+                    _ => {}
+                }
+            }
+            bytes
+        })
+}
+
+fn run_target(name: &'static str, target: fn(&[u8]), seeds: Vec<Vec<u8>>) {
+    let config = ProptestConfig {
+        cases: cases(),
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    };
+    let strategy = prop_oneof![prop::collection::vec(any::<u8>(), 0..512), mutated(seeds),];
+    TestRunner::new(config)
+        .run(&strategy, |input| {
+            guarded(name, &input, target);
+            Ok(())
+        })
+        .unwrap();
+}
+
+#[test]
+fn decoders_survive_random_and_mutated_input() {
+    let started = Instant::now();
+    // Panics are caught and kept; keep the default hook from flooding the log.
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    for (name, target, seeds_of) in targets() {
+        run_target(name, target, seeds_of(seeds()));
+    }
+    std::panic::set_hook(hook);
+    let inputs = INPUTS.load(Ordering::Relaxed);
+    let crashes = CRASHES.load(Ordering::Relaxed);
+    figures::record(&Figures {
+        scenario: "fuzz-decoders".to_owned(),
+        iterations: u64::from(cases()),
+        inputs_fuzzed: inputs,
+        crashes_found: crashes,
+        seconds: started.elapsed().as_secs_f64(),
+        ..Figures::default()
+    });
+    assert_eq!(
+        crashes,
+        0,
+        "crashers kept under {}",
+        fixtures_dir().display()
+    );
+}
+
+#[test]
+fn fixtures_replay_without_panic() {
+    let Ok(entries) = std::fs::read_dir(fixtures_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let bytes = std::fs::read(entry.path()).unwrap();
+        for (name, target, _) in targets() {
+            let result = catch_unwind(AssertUnwindSafe(|| target(&bytes)));
+            assert!(
+                result.is_ok(),
+                "{} panics in {name}",
+                entry.path().display()
+            );
+        }
+    }
+}
