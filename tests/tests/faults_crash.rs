@@ -21,7 +21,7 @@ use clps_tests::procs::{self, ProcFederation, finish, hub_holdings, node_holding
 use tokio::process::Child;
 
 const CENTRES: [&str; 3] = ["namur", "liege", "bruxelles"];
-const CI_ITERATIONS: u64 = 8;
+const CI_ITERATIONS: u64 = 20;
 
 /// Everything each node has seen leave its pending list, so far.
 #[derive(Default)]
