@@ -287,6 +287,11 @@ impl ProcFederation {
     /// Inits `DIR/nodes/<centre>` and joins it through the proxy.
     pub async fn add_node(&mut self, centre: &str) -> anyhow::Result<PathBuf> {
         let data = self.dir.path().join("nodes").join(centre);
+        self.add_node_at(centre, data).await
+    }
+
+    /// Inits a node in `data` and joins it through the proxy.
+    pub async fn add_node_at(&mut self, centre: &str, data: PathBuf) -> anyhow::Result<PathBuf> {
         let pki_dir = self.pki_dir();
         let pair = pki::issue(
             &pki_dir,

@@ -61,6 +61,10 @@ pub enum StoreError {
         "la base {0} ne peut pas être écrite (disque ou répertoire en lecture seule) : rien n'a été écrit ; rendez-la inscriptible puis recommencez"
     )]
     ReadOnly(PathBuf),
+    #[error(
+        "le disque qui porte {0} refuse l'accès (plein, en lecture seule ou défaillant) : rien n'a été écrit ; libérez de la place ou vérifiez le disque puis recommencez"
+    )]
+    DiskIo(PathBuf),
     #[error("erreur SQLite : {0}")]
     Sqlite(#[from] rusqlite::Error),
     #[error("le fil de stockage s'est arrêté")]
@@ -92,6 +96,17 @@ impl StoreError {
             // as it was, and the same command succeeds once space returns.
             Some(rusqlite::ErrorCode::DiskFull) => StoreError::DiskFull(path.to_owned()),
             Some(rusqlite::ErrorCode::ReadOnly) => StoreError::ReadOnly(path.to_owned()),
+            // The file is there but cannot be opened for writing (a
+            // read-only mount, the WAL or its shared memory not creatable).
+            Some(rusqlite::ErrorCode::CannotOpen)
+                if path.is_file()
+                    && std::fs::OpenOptions::new().append(true).open(path).is_err() =>
+            {
+                StoreError::ReadOnly(path.to_owned())
+            }
+            // An I/O error (ENOSPC on a WAL or shared-memory write, EROFS...)
+            // does not say which: name the likely causes.
+            Some(rusqlite::ErrorCode::SystemIoFailure) => StoreError::DiskIo(path.to_owned()),
             _ => StoreError::Sqlite(err),
         }
     }
