@@ -44,6 +44,11 @@ CREATE TABLE catalogue (
     last_edited_by TEXT
 ) STRICT;
 CREATE INDEX catalogue_doc_type ON catalogue (doc_type);
+-- Listing by title (a search without text) walks this index and stops once
+-- a page is full, instead of sorting the whole catalogue; doc_type is in it
+-- so that the type filter is checked without reading the row.
+CREATE INDEX catalogue_title ON catalogue (title, record_id, doc_type)
+    WHERE merged_into IS NULL;
 
 CREATE TABLE catalogue_themes (
     record_id TEXT NOT NULL,

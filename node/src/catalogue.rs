@@ -13,6 +13,7 @@ use automerge::{AutoCommit, ChangeHash};
 use clps_model::docs::catalogue::{self, Holding, Record, RecordEdit, RecordFields, RecordId};
 use clps_model::docs::{CatalogueDoc, DocId, MergePlan};
 use clps_model::vocab;
+use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use serde::Serialize;
 
@@ -187,6 +188,10 @@ pub const RANKED_MATCHES: usize = 2000;
 /// for « santé » alone costs several milliseconds.
 pub const RANKED_WORD_RECORDS: usize = 10_000;
 
+/// Newest matches among which a broad query looks for titles holding every
+/// word (checking a title means reading positions, about 1 µs a record).
+pub const TITLE_WINDOW: usize = 2000;
+
 /// Words of a query as FTS5 will tokenise them. Single letters (the `l` of
 /// « l'alcool », « à ») are dropped when the query has longer words: as a
 /// prefix they would match almost every record and cost the most.
@@ -254,30 +259,32 @@ fn match_stages(text: &str) -> Vec<String> {
 /// `c.doc_type` is written `+c.doc_type` so that SQLite never drives a
 /// search from the type index: the plans below are chosen on purpose, and
 /// the node keeps no planner statistics.
-fn filter_sql(q: &SearchQuery) -> (String, Vec<String>) {
+fn filter_sql(q: &SearchQuery) -> (String, Vec<Value>) {
     let mut sql = String::from("c.merged_into IS NULL");
     let mut args = Vec::new();
+    // The type is a column of the row already read: checked before the
+    // filters that need an index lookup each.
+    if let Some(doc_type) = &q.doc_type {
+        sql.push_str(" AND +c.doc_type = ?");
+        args.push(Value::Text(doc_type.clone()));
+    }
     if let Some(theme) = &q.theme {
         sql.push_str(
             " AND EXISTS (SELECT 1 FROM catalogue_themes t WHERE t.theme = ? AND t.record_id = c.record_id)",
         );
-        args.push(theme.clone());
+        args.push(Value::Text(theme.clone()));
     }
     if let Some(public) = &q.public {
         sql.push_str(
             " AND EXISTS (SELECT 1 FROM catalogue_publics p WHERE p.public = ? AND p.record_id = c.record_id)",
         );
-        args.push(public.clone());
+        args.push(Value::Text(public.clone()));
     }
     if let Some(centre) = &q.centre {
         sql.push_str(
             " AND EXISTS (SELECT 1 FROM catalogue_holdings h WHERE h.centre = ? AND h.record_id = c.record_id AND h.copies > 0)",
         );
-        args.push(centre.clone());
-    }
-    if let Some(doc_type) = &q.doc_type {
-        sql.push_str(" AND +c.doc_type = ?");
-        args.push(doc_type.clone());
+        args.push(Value::Text(centre.clone()));
     }
     (sql, args)
 }
@@ -294,13 +301,30 @@ fn count_matches(conn: &Connection, query: &str, cap: usize) -> Result<usize, St
         .query_row(params![query, cap as i64 + 1], |r| r.get(0))?)
 }
 
+/// The newest `window` matches of an FTS5 query: how many there are (at
+/// most `window`) and the smallest rowid among them.
+fn newest_matches(
+    conn: &Connection,
+    query: &str,
+    window: usize,
+) -> Result<(usize, Option<i64>), StoreError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT count(*), min(rowid) FROM (SELECT rowid FROM catalogue_fts
+             WHERE catalogue_fts MATCH ?1 ORDER BY rowid DESC LIMIT ?2)",
+        )?
+        .query_row(params![query, window as i64], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?)
+}
+
 /// Collects hits from `sql` until `out` holds `limit`, skipping records
 /// already found by an earlier stage. Rows are pulled one at a time, so a
 /// plan that streams in order stops as soon as the page is full.
 fn collect(
     conn: &Connection,
     sql: &str,
-    args: &[String],
+    args: &[Value],
     limit: usize,
     out: &mut Vec<Hit>,
     seen: &mut BTreeSet<i64>,
@@ -333,17 +357,21 @@ fn collect(
 ///
 /// Without text, records are listed by title (a walk of the title index
 /// that stops once the page is full). With text, [`match_stages`] are tried
-/// in turn until the page is full. The first stage (whole words) is ranked
-/// by FTS5 `rank` (bm25), best first, when that is cheap: at most
-/// [`RANKED_MATCHES`] matches, each word in at most [`RANKED_WORD_RECORDS`]
-/// records. Otherwise (a broad query such as « santé », or a prefix stage
-/// filling up the page) records whose title holds every word come first,
-/// then the others, newest first within each group: FTS5 walks its posting
+/// in turn: whole words first; a query whose words match fewer records than
+/// the limit (before filters) is widened to prefixes.
+///
+/// The whole-word stage is ranked by FTS5 `rank` (bm25), best first, when
+/// that is cheap: at most [`RANKED_MATCHES`] matches, each word in at most
+/// [`RANKED_WORD_RECORDS`] records. Otherwise (a broad query such as
+/// « santé », or a prefix stage) records whose title holds every word come
+/// first — looked for among the [`TITLE_WINDOW`] newest matches — then every
+/// other match, newest first within each group. FTS5 walks its posting
 /// lists backwards and the search stops at the limit, so the cost no longer
 /// grows with the number of matches.
 ///
-/// Filters are checked on each candidate as it streams by; a broad word with
-/// several selective filters is the slowest case left (see `BENCHMARKS.md`).
+/// Filters are checked on each candidate as it streams by. A broad word
+/// with filters that leave fewer records than the limit is the slowest case
+/// left: every match is checked (see `BENCHMARKS.md`).
 pub fn search(conn: &Connection, q: &SearchQuery) -> Result<Vec<Hit>, StoreError> {
     let limit = q.limit.max(1);
     let (filters, filter_args) = filter_sql(q);
@@ -368,13 +396,21 @@ pub fn search(conn: &Connection, q: &SearchQuery) -> Result<Vec<Hit>, StoreError
     let newest_sql = format!(
         "SELECT {HIT_COLUMNS} {from} WHERE catalogue_fts MATCH ? AND {filters} ORDER BY f.rowid DESC"
     );
+    let window_sql = format!(
+        "SELECT {HIT_COLUMNS} {from} WHERE catalogue_fts MATCH ? AND f.rowid >= ? AND {filters}
+         ORDER BY f.rowid DESC"
+    );
     let words = query_words(&q.text);
     for (i, stage) in stages.into_iter().enumerate() {
         if hits.len() >= limit {
             break;
         }
+        let (matches, oldest) = newest_matches(conn, &stage, TITLE_WINDOW)?;
+        let Some(oldest) = oldest else {
+            continue;
+        };
         let ranked = i == 0
-            && count_matches(conn, &stage, RANKED_MATCHES)? <= RANKED_MATCHES
+            && matches <= RANKED_MATCHES.min(TITLE_WINDOW - 1)
             && words.iter().try_fold(true, |cheap, word| {
                 Ok::<bool, StoreError>(
                     cheap
@@ -382,15 +418,36 @@ pub fn search(conn: &Connection, q: &SearchQuery) -> Result<Vec<Hit>, StoreError
                             <= RANKED_WORD_RECORDS,
                 )
             })?;
-        let with_filters = |query: String| -> Vec<String> {
-            std::iter::once(query).chain(filter_args.iter().cloned()).collect()
+        let args = |head: Vec<Value>| -> Vec<Value> {
+            head.into_iter()
+                .chain(filter_args.iter().cloned())
+                .collect()
         };
         if ranked {
-            collect(conn, &ranked_sql, &with_filters(stage), limit, &mut hits, &mut seen)?;
+            let head = vec![Value::Text(stage)];
+            collect(conn, &ranked_sql, &args(head), limit, &mut hits, &mut seen)?;
         } else {
-            for query in [format!("title : ({stage})"), stage] {
-                collect(conn, &newest_sql, &with_filters(query), limit, &mut hits, &mut seen)?;
+            let titles = Value::Text(format!("title : ({stage})"));
+            if matches < TITLE_WINDOW {
+                collect(
+                    conn,
+                    &newest_sql,
+                    &args(vec![titles]),
+                    limit,
+                    &mut hits,
+                    &mut seen,
+                )?;
+            } else {
+                let head = vec![titles, Value::Integer(oldest)];
+                collect(conn, &window_sql, &args(head), limit, &mut hits, &mut seen)?;
             }
+            let head = vec![Value::Text(stage)];
+            collect(conn, &newest_sql, &args(head), limit, &mut hits, &mut seen)?;
+        }
+        if matches >= limit {
+            // The words match enough records: filters narrowed the page, and
+            // prefixes are not wanted.
+            break;
         }
     }
     Ok(hits)
@@ -524,4 +581,77 @@ pub fn merge(conn: &mut Connection, a: &RecordId, b: &RecordId) -> Result<MergeP
 /// Number of projected records (aliases included).
 pub fn count(conn: &Connection) -> Result<i64, StoreError> {
     Ok(conn.query_row("SELECT count(*) FROM catalogue", [], |r| r.get(0))?)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use clps_model::CentreId;
+
+    use super::*;
+    use crate::store::Store;
+
+    #[test]
+    fn queries_widen_from_whole_words_to_prefixes() {
+        assert_eq!(
+            match_stages("l'alcool à l'école"),
+            [
+                "\"alcool\" \"école\"",
+                "\"alcool\" \"école\"*",
+                "\"alcool\"* \"école\"*"
+            ]
+        );
+        // Short words never expand: as prefixes they match nearly everything.
+        assert_eq!(match_stages("de"), ["\"de\""]);
+        assert_eq!(match_stages("à"), ["\"à\""]);
+        assert!(match_stages(" ,; ").is_empty());
+        assert_eq!(
+            fts_query("\"NEAR( OR *").as_deref(),
+            Some("\"NEAR\"* \"OR\"")
+        );
+    }
+
+    #[tokio::test]
+    async fn whole_words_come_first_and_prefixes_fill_the_page() {
+        let store = Store::in_memory().unwrap();
+        let found = store
+            .call(|conn| {
+                let namur = CentreId::new("namur").unwrap();
+                crate::centre::init(conn, &namur, *b"testnode")?;
+                for (n, title) in [
+                    (1, "Jeux coopératifs"),
+                    (2, "Le jeu de l'oie"),
+                    (3, "Les jeunes et l'alcool"),
+                ] {
+                    let fields = RecordFields {
+                        title: title.to_owned(),
+                        doc_type: "outil_pedagogique".to_owned(),
+                        ..RecordFields::default()
+                    };
+                    add(conn, &RecordId::from_local(&namur, n), &fields, None)?;
+                }
+                let ids = |text: &str, limit: usize| -> Result<Vec<String>, StoreError> {
+                    let q = SearchQuery {
+                        text: text.to_owned(),
+                        limit,
+                        ..SearchQuery::default()
+                    };
+                    Ok(search(conn, &q)?.into_iter().map(|h| h.record_id).collect())
+                };
+                Ok([
+                    ids("jeu", 20)?,
+                    ids("jeu", 1)?,
+                    ids("JEUX", 20)?,
+                    ids("", 2)?,
+                ])
+            })
+            .await
+            .unwrap();
+        // The whole word first, then prefix matches, newest first.
+        assert_eq!(found[0], ["namur.2", "namur.3", "namur.1"]);
+        assert_eq!(found[1], ["namur.2"]);
+        assert_eq!(found[2], ["namur.1"]);
+        // Without text, by title.
+        assert_eq!(found[3], ["namur.1", "namur.2"]);
+    }
 }
