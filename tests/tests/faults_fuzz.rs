@@ -9,7 +9,8 @@
 //! truncations) of valid seeds. A panic is caught, the input is kept under
 //! `tests/fixtures/fuzz/` as `crash-<target>-<hash>.bin`, and the run fails;
 //! `fixtures_replay_without_panic` replays every kept file on every target.
-//! `CLPS_SOAK_SECONDS` raises the number of cases.
+//! CI draws the same inputs every run (`CLPS_FAULT_SEED` picks others);
+//! `CLPS_SOAK_SECONDS` raises the number of cases and draws fresh ones.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
@@ -32,7 +33,7 @@ use clps_node::store::Store;
 use clps_proto::pb;
 use clps_tests::figures::{self, Figures};
 use proptest::prelude::*;
-use proptest::test_runner::{Config as ProptestConfig, TestRunner};
+use proptest::test_runner::{Config as ProptestConfig, RngAlgorithm, TestRng, TestRunner};
 use prost::Message as _;
 
 static INPUTS: AtomicU64 = AtomicU64::new(0);
@@ -302,7 +303,22 @@ fn run_target(name: &'static str, target: fn(&[u8]), seeds: Vec<Vec<u8>>) {
         ..ProptestConfig::default()
     };
     let strategy = prop_oneof![prop::collection::vec(any::<u8>(), 0..512), mutated(seeds),];
-    TestRunner::new(config)
+    // CI replays the same inputs (CLPS_FAULT_SEED picks others); a soak
+    // draws fresh ones each run.
+    let seed = if figures::soak().is_some() {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(1)
+    } else {
+        figures::seed()
+    };
+    let mut bytes = [0u8; 32];
+    for (i, chunk) in bytes.chunks_mut(8).enumerate() {
+        chunk.copy_from_slice(&(seed.wrapping_add(i as u64 + name.len() as u64)).to_le_bytes());
+    }
+    let rng = TestRng::from_seed(RngAlgorithm::ChaCha, &bytes);
+    TestRunner::new_with_rng(config, rng)
         .run(&strategy, |input| {
             guarded(name, &input, target);
             Ok(())

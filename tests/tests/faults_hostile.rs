@@ -388,6 +388,45 @@ async fn forged_foreign_replayed_and_huge_writes_leave_the_documents_untouched()
             }
         }
     }
+    // The fuzzing crashers (changes automerge cannot decode) sent for real:
+    // refused per document, the session carries on.
+    let mut s = open(fed.channel(&namur_id).await.unwrap()).await.unwrap();
+    s.next().await.unwrap();
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/fuzz");
+    for entry in std::fs::read_dir(fixtures).unwrap().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !name.starts_with("crash-sync-") {
+            continue;
+        }
+        s.tx.send(encode(ClientKind::Sync(pb::DocSync {
+            doc_id: doc_id.to_string(),
+            message: std::fs::read(entry.path()).unwrap(),
+        })))
+        .await
+        .unwrap();
+        faults += 1;
+        match s.next().await {
+            Ok(Some(pb::ServerMessage {
+                kind: Some(ServerKind::Error(e)),
+            })) => assert!(
+                matches!(
+                    Code::from_i32(e.code),
+                    Code::PermissionDenied | Code::InvalidArgument
+                ),
+                "{name}: {e:?}"
+            ),
+            other => panic!("{name} answered with {other:?}"),
+        }
+    }
+    s.tx.send(encode(ClientKind::Hello(pb::Hello::default())))
+        .await
+        .unwrap();
+    assert!(matches!(
+        s.next().await,
+        Ok(Some(pb::ServerMessage {
+            kind: Some(ServerKind::Welcome(_))
+        }))
+    ));
     assert_eq!(chunks(&hub_db), stored_before, "a replay stored nothing");
     assert_eq!(Metrics::get(&metrics.changes_accepted), accepted);
     // No cascade: a fresh genuine change still syncs, the refused ones

@@ -63,6 +63,8 @@ pub enum ValidationError {
     MissingDependency(ChangeHash),
     #[error("change touches an object the document does not have")]
     UnknownObject,
+    #[error("change operations cannot be decoded")]
+    Undecodable,
     #[error("only centre {owner} may write {doc}")]
     ForeignStats { owner: CentreId, doc: String },
     #[error("change writes the holdings of {owner} in record {record}")]
@@ -156,7 +158,12 @@ pub fn validate_change(
         created_records: HashSet::new(),
         deps: change.deps().to_vec(),
     };
-    let expanded = change.decode();
+    // automerge 0.12 panics decoding a change whose operations name an
+    // actor missing from the change's actor table (found by the fault
+    // suite's fuzzing, tests/fixtures/fuzz/crash-*.bin). Such bytes can
+    // only come from a hostile peer: refuse the change instead.
+    let expanded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| change.decode()))
+        .map_err(|_| ValidationError::Undecodable)?;
     let start = expanded.start_op.get();
     for (index, op) in expanded.operations.iter().enumerate() {
         let path = check.resolve(&op.obj)?;
