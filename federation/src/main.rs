@@ -560,14 +560,16 @@ async fn run(args: &Args, fed: &mut Federation) -> Result<serde_json::Value> {
         let d = fed.docs(centre).await?;
         let digest = short_heads(&d["docs"]);
         catalogue_records = d["catalogue_records"].as_i64().unwrap_or(0);
+        // serde_json values ignore width: format them as strings first.
+        let cell = |v: &serde_json::Value| v.to_string();
         println!(
             "{:<20} {:>9} {:>7} {:>8} {:>9} {:>10}  {digest}",
             centre,
-            d["records"]["requests"],
-            d["records"]["loans"],
-            d["catalogue_records"],
+            cell(&d["records"]["requests"]),
+            cell(&d["records"]["loans"]),
+            cell(&d["catalogue_records"]),
             d["docs"].as_object().map_or(0, |m| m.len()),
-            d["pending_changes"],
+            cell(&d["pending_changes"]),
         );
         digests.push(digest);
     }
