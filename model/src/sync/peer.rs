@@ -142,34 +142,50 @@ impl DocPeer {
                             hash: change.hash(),
                             reason,
                         })?;
-                    staged.apply_changes([change])?;
+                    apply_guarded(&mut staged, change)?;
                 }
                 Some(staged)
             }
         };
 
         let mut effects = Vec::new();
+        let mut persist = None;
         match staged {
-            Some(mut staged) => {
-                // The changes are already in `staged`; this call only updates
+            Some(staged) => {
+                // The changes are already in `staged`; receiving only updates
                 // the sync state (applying a known change again is a no-op).
-                staged.receive_sync_message(&mut state, message)?;
+                // Reading the new changes back is part of the check: a change
+                // automerge applied but cannot read back would poison the
+                // document for everyone, so it is refused here instead.
+                let checked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(
+                    || -> Result<_, AutomergeError> {
+                        let mut staged = staged;
+                        staged.receive_sync_message(&mut state, message)?;
+                        let changes = staged.get_changes(&before_heads);
+                        let mut bytes = Vec::new();
+                        for change in &changes {
+                            bytes.extend_from_slice(change.raw_bytes());
+                        }
+                        Ok((staged, bytes, changes.len()))
+                    },
+                ));
+                let (staged, bytes, n_changes) = checked.map_err(|_| {
+                    SyncError::MalformedChange("changes cannot be read back".to_owned())
+                })??;
                 *doc = staged;
+                persist = Some((bytes, n_changes));
             }
             None => doc.receive_sync_message(&mut state, message)?,
         }
         self.state = state;
 
         let heads = doc.get_heads();
-        if heads != before_heads {
-            let changes = doc.get_changes(&before_heads);
-            let mut bytes = Vec::new();
-            for change in &changes {
-                bytes.extend_from_slice(change.raw_bytes());
-            }
+        if heads != before_heads
+            && let Some((bytes, n_changes)) = persist
+        {
             effects.push(Effect::Persist(Persist {
                 bytes,
-                n_changes: changes.len(),
+                n_changes,
                 heads: heads.clone(),
             }));
         }
@@ -267,6 +283,24 @@ fn split_storage_chunks(mut input: &[u8]) -> Result<Vec<StorageChunk<'_>>, SyncE
 }
 
 /// Counts the changes of `doc` that are not in the ancestry of `acked`.
+/// Applies one change to the staged copy. automerge 0.12 can panic while
+/// applying a change that decodes and passes validation yet is internally
+/// inconsistent (found by the fault suite's fuzzing,
+/// `tests/fixtures/fuzz/crash-sync-*.bin`); such bytes only come from a
+/// hostile peer. The copy is thrown away on error, so the panic is turned
+/// into a refusal and the document is left as it was.
+fn apply_guarded(staged: &mut Automerge, change: Change) -> Result<(), SyncError> {
+    let hash = change.hash();
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        staged.apply_changes([change])
+    })) {
+        Ok(result) => Ok(result?),
+        Err(_) => Err(SyncError::MalformedChange(format!(
+            "change {hash} cannot be applied"
+        ))),
+    }
+}
+
 pub fn count_changes_after(doc: &Automerge, acked: &[ChangeHash]) -> usize {
     // Heads the document does not know (a hub ahead of us) would make
     // get_changes return everything; keep only known ones.
