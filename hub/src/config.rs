@@ -15,6 +15,12 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Prometheus `/metrics` over plain HTTP. `None`: no metrics endpoint.
     pub metrics_listen: Option<SocketAddr>,
+    /// The committee dashboard: HTTPS with the same mutual TLS (committee
+    /// certificates only). `None`: no dashboard.
+    pub dashboard_listen: Option<SocketAddr>,
+    /// Small-cell rule of committee views (dashboard): per-centre counts
+    /// below it show as "< N"; network totals stay exact. 0 turns it off.
+    pub small_cells: u64,
     /// Where to write the bound gRPC address once listening (for scripts
     /// that start the hub on port 0). `None`: only printed on stdout.
     pub address_file: Option<PathBuf>,
@@ -107,6 +113,8 @@ impl Default for Config {
         Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
             metrics_listen: Some(SocketAddr::from(([127, 0, 0, 1], 9464))),
+            dashboard_listen: None,
+            small_cells: 5,
             address_file: None,
             database: Some(PathBuf::from("hub-data/hub.sqlite")),
             tls: TlsFiles::default(),

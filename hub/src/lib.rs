@@ -7,10 +7,13 @@
 //! `store` keeps documents in SQLite (a storage actor); `docs` holds the live
 //! documents and the change broadcasts; `rpc` is the gRPC edge (the only
 //! module that sees protobuf types); `metrics` serves Prometheus counters;
-//! `server` ties them together with a bind / shutdown / join lifecycle.
+//! `stats_report` merges the centres' statistics and `dashboard` shows them
+//! to committees over HTTPS (read-only); `server` ties them together with a
+//! bind / shutdown / join lifecycle.
 
 pub mod access;
 pub mod config;
+pub mod dashboard;
 pub mod docs;
 pub mod identity;
 pub mod metrics;
@@ -26,4 +29,4 @@ pub mod validate;
 
 pub use config::Config;
 pub use identity::Identity;
-pub use server::{BindError, Hub, ServeError};
+pub use server::{BindError, Hub, PayloadTap, ServeError};

@@ -132,6 +132,9 @@ async fn main() -> anyhow::Result<()> {
             if let Some(addr) = hub.metrics_addr() {
                 println!("métriques sur http://{addr}/metrics");
             }
+            if let Some(addr) = hub.dashboard_addr() {
+                println!("tableau de bord des comités sur https://{addr}/");
+            }
             tokio::signal::ctrl_c().await?;
             println!("arrêt du hub…");
             hub.shutdown();

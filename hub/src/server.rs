@@ -16,6 +16,7 @@ use tonic::transport::Server;
 
 use crate::access::{Access, AccessError};
 use crate::config::Config;
+use crate::dashboard;
 use crate::docs::{Docs, DocsError};
 use crate::metrics::{self, Metrics};
 use crate::rpc::{RpcContext, SyncServer, SyncService};
@@ -50,6 +51,8 @@ pub enum ServeError {
     Grpc(#[from] tonic::transport::Error),
     #[error("metrics server failed")]
     Metrics(#[source] std::io::Error),
+    #[error("dashboard server failed")]
+    Dashboard(#[source] std::io::Error),
     #[error("server task panicked or was cancelled")]
     Join(#[from] tokio::task::JoinError),
 }
@@ -57,20 +60,32 @@ pub enum ServeError {
 pub struct Hub {
     local_addr: SocketAddr,
     metrics_addr: Option<SocketAddr>,
+    dashboard_addr: Option<SocketAddr>,
     metrics: Arc<Metrics>,
     shutdown: watch::Sender<bool>,
     grpc: JoinHandle<Result<(), tonic::transport::Error>>,
     metrics_task: Option<JoinHandle<std::io::Result<()>>>,
+    dashboard_task: Option<JoinHandle<std::io::Result<()>>>,
 }
+
+/// A copy of every client message the hub receives, encoded, with the
+/// identity that sent it (tests use it to check what leaves a node).
+pub type PayloadTap = tokio::sync::mpsc::UnboundedSender<(crate::Identity, Vec<u8>)>;
 
 impl Hub {
     /// Opens the store, binds the gRPC and metrics listeners and starts
     /// serving in the background.
     pub async fn bind(config: &Config) -> Result<Hub, BindError> {
+        Hub::bind_with_tap(config, None).await
+    }
+
+    /// [`Hub::bind`], also sending every received client message to `tap`.
+    pub async fn bind_with_tap(config: &Config, tap: Option<PayloadTap>) -> Result<Hub, BindError> {
         // gRPC runs over HTTP/2 only; grpcio clients insist on ALPN "h2".
         let tls_config = tls::server_config_for(&config.tls, vec![b"h2".to_vec()])?;
         let store = Store::open(config.database.as_deref())?;
         let metrics = Arc::new(Metrics::default());
+        let dashboard_store = store.clone();
         let docs = Docs::open(store, metrics.clone(), config.limits.compact_after_chunks).await?;
         let access = Access::from_config(&config.spaces)?;
         let (shutdown, shutdown_rx) = watch::channel(false);
@@ -97,6 +112,25 @@ impl Hub {
             None => (None, None),
         };
 
+        let (dashboard_addr, dashboard_task) = match config.dashboard_listen {
+            Some(addr) => {
+                // Same CA, certificate and revocation list as gRPC.
+                let dashboard_tls =
+                    tls::server_config_for(&config.tls, vec![b"http/1.1".to_vec()])?;
+                let (bound, start) = dashboard::bind(
+                    addr,
+                    dashboard_tls,
+                    dashboard_store,
+                    (config.small_cells > 0).then_some(config.small_cells),
+                    config.limits.handshake_timeout(),
+                )
+                .await
+                .map_err(|source| BindError::Listen { addr, source })?;
+                (Some(bound), Some(start(shutdown_rx.clone())))
+            }
+            None => (None, None),
+        };
+
         let limits = config.limits.clone();
         let incoming = tls::accept_loop(
             listener,
@@ -105,13 +139,15 @@ impl Hub {
             limits.handshake_timeout(),
             shutdown_rx.clone(),
         );
-        let ctx = Arc::new(RpcContext::new(
+        let mut ctx = RpcContext::new(
             docs,
             access,
             metrics.clone(),
             limits.clone(),
             shutdown_rx.clone(),
-        ));
+        );
+        ctx.tap = tap;
+        let ctx = Arc::new(ctx);
         let sync = SyncServer::new(SyncService::new(ctx))
             .max_decoding_message_size(limits.max_message_bytes)
             .max_encoding_message_size(limits.max_message_bytes)
@@ -143,14 +179,16 @@ impl Hub {
         if let Some(path) = &config.address_file {
             std::fs::write(path, format!("{local_addr}\n")).map_err(BindError::AddressFile)?;
         }
-        tracing::info!(%local_addr, ?metrics_addr, "hub listening");
+        tracing::info!(%local_addr, ?metrics_addr, ?dashboard_addr, "hub listening");
         Ok(Hub {
             local_addr,
             metrics_addr,
+            dashboard_addr,
             metrics,
             shutdown,
             grpc,
             metrics_task,
+            dashboard_task,
         })
     }
 
@@ -161,6 +199,11 @@ impl Hub {
 
     pub fn metrics_addr(&self) -> Option<SocketAddr> {
         self.metrics_addr
+    }
+
+    /// The bound dashboard address, when `dashboard_listen` is set.
+    pub fn dashboard_addr(&self) -> Option<SocketAddr> {
+        self.dashboard_addr
     }
 
     pub fn metrics(&self) -> Arc<Metrics> {
@@ -177,6 +220,9 @@ impl Hub {
         self.grpc.await??;
         if let Some(task) = self.metrics_task {
             task.await?.map_err(ServeError::Metrics)?;
+        }
+        if let Some(task) = self.dashboard_task {
+            task.await?.map_err(ServeError::Dashboard)?;
         }
         Ok(())
     }

@@ -4,12 +4,17 @@
 //!
 //! Nothing here sleeps to wait for readiness: `Hub::bind` returns once the
 //! hub listens, and every sync call returns once converged.
+//!
+//! `seeded` adds nodes on real SQLite stores, seeded like `clps-node seed`
+//! (merged statistics, privacy capture, committee dashboard).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test harness
 
 pub mod figures;
 pub mod procs;
 pub mod proxy;
+
+pub mod seeded;
 
 use std::path::{Path, PathBuf};
 

@@ -31,6 +31,8 @@ pub struct RpcContext {
     pub metrics: Arc<Metrics>,
     pub limits: Limits,
     pub shutdown: watch::Receiver<bool>,
+    /// Receives a copy of every client message (tests; `None` in service).
+    pub tap: Option<crate::server::PayloadTap>,
     next_session: AtomicU64,
     /// Open sessions per identity, for `limits.max_sessions_per_identity`.
     open_sessions: Arc<Mutex<HashMap<Identity, usize>>>,
@@ -68,6 +70,7 @@ impl RpcContext {
             metrics,
             limits,
             shutdown,
+            tap: None,
             next_session: AtomicU64::new(1),
             open_sessions: Arc::default(),
         }

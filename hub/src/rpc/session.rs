@@ -145,6 +145,9 @@ impl Session {
     fn count_in(&self, message: &pb::ClientMessage) {
         let n = u64::try_from(message.encoded_len()).unwrap_or(0);
         Metrics::add(&self.ctx.metrics.payload_bytes_in, n);
+        if let Some(tap) = &self.ctx.tap {
+            let _ = tap.send((self.identity.clone(), message.encode_to_vec()));
+        }
     }
 
     async fn send(&self, message: pb::ServerMessage) -> Result<(), SessionError> {
