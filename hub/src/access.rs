@@ -33,9 +33,9 @@ pub struct Access {
 
 #[derive(Debug, thiserror::Error)]
 pub enum AccessError {
-    #[error("invalid space id in configuration")]
+    #[error("identifiant d'espace invalide dans la configuration")]
     Space(#[from] clps_model::docs::DocIdError),
-    #[error("invalid member in space {space}")]
+    #[error("membre invalide dans l'espace {space}")]
     Member {
         space: String,
         #[source]

@@ -93,13 +93,13 @@ pub struct SpaceConfig {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read {path}")]
+    #[error("lecture impossible : {path}")]
     Read {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
-    #[error("invalid configuration in {path}")]
+    #[error("configuration invalide dans {path}")]
     Parse {
         path: PathBuf,
         #[source]

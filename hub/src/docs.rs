@@ -24,9 +24,9 @@ const BROADCAST_CAPACITY: usize = 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DocsError {
-    #[error("storage failed")]
+    #[error("échec du stockage")]
     Store(#[from] StoreError),
-    #[error("stored document {0} is corrupt")]
+    #[error("le document stocké {0} est corrompu")]
     Corrupt(String),
 }
 

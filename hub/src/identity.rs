@@ -25,15 +25,17 @@ pub enum Identity {
 
 #[derive(Debug, thiserror::Error)]
 pub enum IdentityError {
-    #[error("certificate cannot be parsed")]
+    #[error("certificat illisible")]
     Parse,
-    #[error("certificate carries no clps:// identity")]
+    #[error("le certificat ne porte aucune identité clps://")]
     Missing,
-    #[error("certificate carries more than one clps:// identity")]
+    #[error("le certificat porte plus d'une identité clps://")]
     Ambiguous,
-    #[error("unknown identity uri « {0} »")]
+    #[error("identité inconnue « {0} »")]
     Uri(String),
-    #[error("committee name « {0} » must be 1 to 64 characters of a-z, 0-9, '-' or '_'")]
+    #[error(
+        "le nom de comité « {0} » doit compter 1 à 64 caractères parmi a-z, 0-9, « - » et « _ »"
+    )]
     CommitteeName(String),
     #[error(transparent)]
     Centre(#[from] UnknownCentre),

@@ -27,17 +27,17 @@ pub const HUB_KEY: &str = "hub.key";
 
 #[derive(Debug, thiserror::Error)]
 pub enum PkiError {
-    #[error("a CA already exists in {0}")]
+    #[error("une autorité existe déjà dans {0}")]
     AlreadyExists(PathBuf),
-    #[error("cannot read or write {path}")]
+    #[error("lecture ou écriture impossible : {path}")]
     Io {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
-    #[error("certificate generation failed")]
+    #[error("la génération du certificat a échoué")]
     Rcgen(#[from] rcgen::Error),
-    #[error("invalid name « {0} »")]
+    #[error("nom invalide « {0} »")]
     Name(String),
 }
 

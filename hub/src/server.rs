@@ -25,35 +25,35 @@ use crate::tls::{self, TlsError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum BindError {
-    #[error("TLS setup failed")]
+    #[error("configuration TLS impossible")]
     Tls(#[from] TlsError),
-    #[error("cannot open the document store")]
+    #[error("ouverture de la base des documents impossible")]
     Store(#[from] StoreError),
-    #[error("cannot load the documents")]
+    #[error("chargement des documents impossible")]
     Docs(#[from] DocsError),
-    #[error("invalid space configuration")]
+    #[error("configuration des espaces invalide")]
     Access(#[from] AccessError),
-    #[error("cannot listen on {addr}")]
+    #[error("écoute impossible sur {addr}")]
     Listen {
         addr: SocketAddr,
         #[source]
         source: std::io::Error,
     },
-    #[error("cannot build the reflection service")]
+    #[error("service de réflexion gRPC impossible à construire")]
     Reflection(#[from] tonic_reflection::server::Error),
-    #[error("cannot write the address file")]
+    #[error("écriture du fichier d'adresse impossible")]
     AddressFile(#[source] std::io::Error),
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
-    #[error("gRPC server failed")]
+    #[error("le serveur gRPC s'est arrêté en erreur")]
     Grpc(#[from] tonic::transport::Error),
-    #[error("metrics server failed")]
+    #[error("le serveur de métriques s'est arrêté en erreur")]
     Metrics(#[source] std::io::Error),
-    #[error("dashboard server failed")]
+    #[error("le tableau de bord s'est arrêté en erreur")]
     Dashboard(#[source] std::io::Error),
-    #[error("server task panicked or was cancelled")]
+    #[error("une tâche du serveur a paniqué ou a été annulée")]
     Join(#[from] tokio::task::JoinError),
 }
 

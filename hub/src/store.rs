@@ -25,13 +25,13 @@ pub const MIGRATIONS: &[&str] = &[include_str!("../../migrations/hub/0001_docume
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("sqlite error")]
+    #[error("erreur SQLite")]
     Sqlite(#[from] rusqlite::Error),
-    #[error("database schema version {0} is newer than this hub")]
+    #[error("la base est au schéma {0}, plus récent que ce hub")]
     TooNew(i64),
-    #[error("storage thread is gone")]
+    #[error("le fil de stockage s'est arrêté")]
     Closed,
-    #[error("cannot create database directory")]
+    #[error("création du répertoire de la base impossible")]
     Dir(#[source] std::io::Error),
 }
 

@@ -33,17 +33,17 @@ use crate::metrics::Metrics;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
-    #[error("cannot read {path}")]
+    #[error("lecture impossible : {path}")]
     Read {
         path: std::path::PathBuf,
         #[source]
         source: io::Error,
     },
-    #[error("invalid PEM in {0}")]
+    #[error("PEM invalide dans {0}")]
     Pem(std::path::PathBuf),
-    #[error("invalid TLS configuration")]
+    #[error("configuration TLS invalide")]
     Rustls(#[from] rustls::Error),
-    #[error("invalid client verifier")]
+    #[error("vérificateur des clients invalide")]
     Verifier(#[from] rustls::server::VerifierBuilderError),
 }
 

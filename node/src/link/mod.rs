@@ -82,25 +82,25 @@ pub trait DocStore: Send + Sync {
 
 #[derive(Debug, thiserror::Error)]
 pub enum LinkError {
-    #[error("cannot read {path}")]
+    #[error("lecture impossible : {path}")]
     Read {
         path: std::path::PathBuf,
         #[source]
         source: std::io::Error,
     },
-    #[error("invalid hub address « {0} »")]
+    #[error("adresse du hub invalide « {0} »")]
     Address(String),
-    #[error("cannot connect to the hub")]
+    #[error("connexion au hub impossible")]
     Connect(#[source] tonic::transport::Error),
-    #[error("the hub ended the session: {0}")]
+    #[error("le hub a mis fin à la session : {0}")]
     Status(#[from] tonic::Status),
-    #[error("the hub closed the session before it converged")]
+    #[error("le hub a fermé la session avant la convergence")]
     Closed,
-    #[error("no convergence within {0:?}")]
+    #[error("pas de convergence en {0:?}")]
     Timeout(Duration),
-    #[error("unexpected message from the hub: {0}")]
+    #[error("message inattendu du hub : {0}")]
     Protocol(String),
-    #[error("local store failed")]
+    #[error("échec de la base locale")]
     Store(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
