@@ -43,7 +43,8 @@ use serde::{Deserialize, Serialize};
 
 mod bench_support;
 use bench_support::{
-    GenRecord, Generator, TempDir, actors, load_average, machine, ms, rss_bytes, write_record,
+    GenRecord, Generator, TempDir, actors, load_average, machine, ms, rss_bytes, thread_cpu_ms,
+    write_record,
 };
 
 /// Seed of the record generator: every run builds the same catalogue.
@@ -67,8 +68,8 @@ struct Args {
     #[arg(long, default_value_t = 64)]
     bucket_sample: u16,
     /// Bucket counts to compare with the product's, each built as a few
-    /// documents of their real size; empty to skip.
-    #[arg(long, value_delimiter = ',', default_values = ["1024", "4096"])]
+    /// documents of their real size; `--sweep` alone skips the sweep.
+    #[arg(long, value_delimiter = ',', num_args = 0.., default_values = ["1024", "4096"])]
     sweep: Vec<u32>,
     /// Records built per bucket count of the sweep (rounded to whole documents).
     #[arg(long, default_value_t = 5_000)]
@@ -219,7 +220,7 @@ struct BuildReport {
     changes: usize,
     /// Wall time of the build, on every core.
     build_wall_ms: f64,
-    /// Sum of the build threads' times: the single-core cost.
+    /// Sum of the build threads' time on a CPU: the single-core cost.
     build_cpu_ms: f64,
     /// Saving every document, one after the other.
     save_ms: f64,
@@ -689,12 +690,12 @@ fn layout(
 }
 
 /// What one build thread returns: its documents with their layout index,
-/// and how long it was busy (ms).
+/// and its time on a CPU (ms).
 type ThreadBuild = anyhow::Result<(Vec<(usize, CatalogueDoc)>, f64)>;
 
 /// Builds every document, spread over the cores (documents are
-/// independent). Returns the documents in layout order and the summed
-/// busy time of the threads.
+/// independent). Returns the documents in layout order and the threads'
+/// summed time on a CPU.
 fn build_docs(
     layout: &[(u16, Vec<GenRecord>)],
     actors: &[CentreActor],
@@ -706,7 +707,7 @@ fn build_docs(
         let handles: Vec<_> = (0..threads)
             .map(|t| {
                 scope.spawn(move || -> ThreadBuild {
-                    let started = Instant::now();
+                    let started = thread_cpu_ms();
                     let mut out = Vec::new();
                     for (i, (bucket, records)) in layout.iter().enumerate().skip(t).step_by(threads)
                     {
@@ -717,7 +718,7 @@ fn build_docs(
                         }
                         out.push((i, doc));
                     }
-                    Ok((out, ms(started.elapsed())))
+                    Ok((out, thread_cpu_ms() - started))
                 })
             })
             .collect();

@@ -32,7 +32,7 @@ use serde::Serialize;
 
 mod bench_support;
 use bench_support::{
-    GenRecord, Generator, TempDir, actors, load_average, machine, ms, write_record,
+    GenRecord, Generator, TempDir, actors, load_average, machine, ms, thread_cpu_ms, write_record,
 };
 
 /// Seed of the record generator (the same catalogue as the granularity bench).
@@ -123,15 +123,6 @@ struct Timed {
     /// shared, and this part does not depend on what else runs.
     cpu_ms: f64,
     hits: usize,
-}
-
-/// Nanoseconds the calling thread has spent on a CPU, from
-/// `/proc/thread-self/schedstat` (0 where unavailable).
-fn thread_cpu_ns() -> u64 {
-    std::fs::read_to_string("/proc/thread-self/schedstat")
-        .ok()
-        .and_then(|s| s.split_whitespace().next().and_then(|n| n.parse().ok()))
-        .unwrap_or(0)
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -245,13 +236,13 @@ fn run(runtime: &tokio::runtime::Runtime, args: Args) -> anyhow::Result<()> {
         let mut out = Vec::with_capacity(cases.len());
         for case in cases {
             let q = case.query();
-            let cpu = thread_cpu_ns();
+            let cpu = thread_cpu_ms();
             let started = Instant::now();
             let hits = search(conn, &q)?;
             let wall = ms(started.elapsed());
             out.push(Timed {
                 ms: wall,
-                cpu_ms: thread_cpu_ns().saturating_sub(cpu) as f64 / 1e6,
+                cpu_ms: thread_cpu_ms() - cpu,
                 hits: hits.len(),
                 case,
             });

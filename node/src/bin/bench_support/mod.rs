@@ -665,6 +665,20 @@ pub fn rss_bytes(field: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// Milliseconds the calling thread has spent on a CPU, from
+/// `/proc/thread-self/schedstat` (0 where unavailable). Unlike wall time it
+/// does not grow when other work shares the machine.
+pub fn thread_cpu_ms() -> f64 {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| {
+            s.split_whitespace()
+                .next()
+                .and_then(|n| n.parse::<u64>().ok())
+        })
+        .map_or(0.0, |ns| ns as f64 / 1e6)
+}
+
 /// Milliseconds, as a float.
 pub fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
