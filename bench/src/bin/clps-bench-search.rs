@@ -30,8 +30,7 @@ use clps_node::store::{OpenMode, Store};
 use rand::Rng;
 use serde::Serialize;
 
-mod bench_support;
-use bench_support::{
+use clps_bench::{
     GenRecord, Generator, TempDir, actors, load_average, machine, ms, thread_cpu_ms, write_record,
 };
 

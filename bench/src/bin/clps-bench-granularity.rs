@@ -41,11 +41,7 @@ use clps_model::docs::{CATALOGUE_BUCKETS, CatalogueDoc};
 use clps_model::{CentreActor, CentreId};
 use serde::{Deserialize, Serialize};
 
-mod bench_support;
-use bench_support::{
-    GenRecord, Generator, TempDir, actors, load_average, machine, ms, rss_bytes, thread_cpu_ms,
-    write_record,
-};
+use clps_bench::{GenRecord, Generator, TempDir, actors, load_average, machine, ms, rss_bytes};
 
 /// Seed of the record generator: every run builds the same catalogue.
 const SEED: u64 = 2021;
@@ -689,63 +685,6 @@ fn layout(
     }
 }
 
-/// What one build thread returns: its documents with their layout index,
-/// and its time on a CPU (ms).
-type ThreadBuild = anyhow::Result<(Vec<(usize, CatalogueDoc)>, f64)>;
-
-/// Builds every document, spread over the cores (documents are
-/// independent). Returns the documents in layout order and the threads'
-/// summed time on a CPU.
-fn build_docs(
-    layout: &[(u16, Vec<GenRecord>)],
-    actors: &[CentreActor],
-) -> anyhow::Result<(Vec<CatalogueDoc>, f64)> {
-    let threads = std::thread::available_parallelism()
-        .map_or(1, usize::from)
-        .min(layout.len().max(1));
-    let results: Vec<ThreadBuild> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..threads)
-            .map(|t| {
-                scope.spawn(move || -> ThreadBuild {
-                    let started = thread_cpu_ms();
-                    let mut out = Vec::new();
-                    for (i, (bucket, records)) in layout.iter().enumerate().skip(t).step_by(threads)
-                    {
-                        let first = records.first().map_or(0, |r| r.creator);
-                        let mut doc = CatalogueDoc::create(*bucket, actors[first].clone())?;
-                        for record in records {
-                            doc = write_record(doc, record, actors)?;
-                        }
-                        out.push((i, doc));
-                    }
-                    Ok((out, thread_cpu_ms() - started))
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join()
-                    .unwrap_or_else(|_| Err(anyhow::anyhow!("a build thread panicked")))
-            })
-            .collect()
-    });
-    let mut docs: Vec<Option<CatalogueDoc>> = (0..layout.len()).map(|_| None).collect();
-    let mut cpu_ms = 0.0;
-    for result in results {
-        let (built, busy) = result?;
-        cpu_ms += busy;
-        for (i, doc) in built {
-            docs[i] = Some(doc);
-        }
-    }
-    let docs = docs
-        .into_iter()
-        .collect::<Option<Vec<_>>>()
-        .context("a document was not built")?;
-    Ok((docs, cpu_ms))
-}
-
 fn build(option: Granularity, plan: Plan, dir: &Path) -> anyhow::Result<BuildReport> {
     let mut generator = Generator::new(SEED);
     let actors = actors(&generator);
@@ -758,7 +697,7 @@ fn build(option: Granularity, plan: Plan, dir: &Path) -> anyhow::Result<BuildRep
         .sum();
 
     let started = Instant::now();
-    let (mut docs, build_cpu_ms) = build_docs(&layout, &actors)?;
+    let (mut docs, build_cpu_ms) = clps_bench::build_docs(&layout, &actors)?;
     let build_wall_ms = ms(started.elapsed());
 
     let started = Instant::now();

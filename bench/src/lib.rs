@@ -1,6 +1,6 @@
-//! Synthetic but realistic catalogue records for the two benchmark binaries
-//! (`clps-bench-granularity`, `clps-bench-search`), plus the small timing and
-//! memory helpers they share.
+//! The federation's benchmarks (`clps-bench-wallonie`,
+//! `clps-bench-granularity`, `clps-bench-search`): synthetic but realistic
+//! catalogue records, plus the small timing and memory helpers they share.
 //!
 //! Records look like a CLPS documentation base: French titles and ~200
 //! character descriptions drawn from a health-promotion vocabulary with a
@@ -9,12 +9,6 @@
 //! like `Emotika`), Belgian organisations as creator and publisher, 1 to 3
 //! themes, 0 to 2 publics, and 1 or 2 centres holding copies. Everything is
 //! drawn from a seeded ChaCha generator: the same seed gives the same records.
-//!
-//! This module lives under `src/bin/` and is included by each benchmark with
-//! `mod bench_support;`; it is not part of the `clps-node` library.
-
-// Each benchmark uses a different part of this module.
-#![allow(dead_code)]
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -730,4 +724,61 @@ impl Drop for TempDir {
             let _ = std::fs::remove_dir_all(&self.path);
         }
     }
+}
+
+/// What one build thread returns: its documents with their layout index,
+/// and its time on a CPU (ms).
+pub type ThreadBuild = anyhow::Result<(Vec<(usize, CatalogueDoc)>, f64)>;
+
+/// Builds every document, spread over the cores (documents are
+/// independent). Returns the documents in layout order and the threads'
+/// summed time on a CPU.
+pub fn build_docs(
+    layout: &[(u16, Vec<GenRecord>)],
+    actors: &[CentreActor],
+) -> anyhow::Result<(Vec<CatalogueDoc>, f64)> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .min(layout.len().max(1));
+    let results: Vec<ThreadBuild> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                scope.spawn(move || -> ThreadBuild {
+                    let started = thread_cpu_ms();
+                    let mut out = Vec::new();
+                    for (i, (bucket, records)) in layout.iter().enumerate().skip(t).step_by(threads)
+                    {
+                        let first = records.first().map_or(0, |r| r.creator);
+                        let mut doc = CatalogueDoc::create(*bucket, actors[first].clone())?;
+                        for record in records {
+                            doc = write_record(doc, record, actors)?;
+                        }
+                        out.push((i, doc));
+                    }
+                    Ok((out, thread_cpu_ms() - started))
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("a build thread panicked")))
+            })
+            .collect()
+    });
+    let mut docs: Vec<Option<CatalogueDoc>> = (0..layout.len()).map(|_| None).collect();
+    let mut cpu_ms = 0.0;
+    for result in results {
+        let (built, busy) = result?;
+        cpu_ms += busy;
+        for (i, doc) in built {
+            docs[i] = Some(doc);
+        }
+    }
+    let docs = docs
+        .into_iter()
+        .collect::<Option<Vec<_>>>()
+        .ok_or_else(|| anyhow::anyhow!("a document was not built"))?;
+    Ok((docs, cpu_ms))
 }
