@@ -169,11 +169,15 @@ impl Docs {
             doc.load_incremental(chunk).map_err(corrupt)?;
             bytes += chunk.len();
         }
+        // A compacted document with no chunk since: its stored snapshot is
+        // what save() would produce, so a fetch sends it as it is.
+        let snapshot = (stored.chunks.is_empty() && !stored.snapshot.is_empty())
+            .then(|| (doc.get_heads(), Arc::new(stored.snapshot)));
         Ok(Some(HubDoc {
             doc,
             stored_bytes: u64::try_from(bytes).unwrap_or(u64::MAX),
             n_chunks: u64::try_from(stored.chunks.len()).unwrap_or(u64::MAX),
-            snapshot: None,
+            snapshot,
         }))
     }
 

@@ -189,12 +189,12 @@ impl DocStore for NodeDocStore {
             .collect())
     }
 
-    async fn load_doc(&self, doc_id: &DocId) -> Result<Option<Vec<u8>>, StoreError> {
+    async fn load_doc(&self, doc_id: &DocId) -> Result<Option<automerge::Automerge>, StoreError> {
         let doc_id = doc_id.clone();
         self.store
             .call(move |c| {
                 let actor = shared::node_actor(c)?;
-                Ok(shared::load(c, &doc_id, &actor)?.map(|mut d| d.save()))
+                Ok(shared::load(c, &doc_id, &actor)?.map(|mut d| d.document().clone()))
             })
             .await
     }
@@ -205,7 +205,15 @@ impl DocStore for NodeDocStore {
         self.store
             .call(move |c| {
                 let actor = shared::node_actor(c)?;
-                let mut doc = shared::load_or_create(c, &doc_id, &actor)?;
+                let Some(mut doc) = shared::load(c, &doc_id, &actor)? else {
+                    // A document this node never had (a bootstrap): the
+                    // received bytes are stored as its snapshot.
+                    let mut doc = clps_model::docs::load_doc(&doc_id, &bytes, &actor)?;
+                    let tx = c.transaction()?;
+                    shared::store_new(&tx, &doc_id, &mut doc, bytes)?;
+                    tx.commit()?;
+                    return Ok(());
+                };
                 let before = doc.get_heads();
                 doc.load_incremental(&bytes).map_err(|e| {
                     StoreError::Invalid(format!("document {doc_id} reçu illisible : {e}"))
@@ -214,6 +222,22 @@ impl DocStore for NodeDocStore {
                 shared::store(&tx, &doc_id, &mut doc, &before, false)?;
                 tx.commit()?;
                 Ok(())
+            })
+            .await
+    }
+
+    fn is_unreadable(error: &StoreError) -> bool {
+        matches!(error, StoreError::Invalid(_))
+    }
+
+    async fn data_version(&self) -> Result<u64, StoreError> {
+        self.store
+            .call(|c| {
+                // data_version moves on other connections' commits,
+                // total_changes on this one's.
+                let other: i64 = c.pragma_query_value(None, "data_version", |r| r.get(0))?;
+                let own = c.total_changes();
+                Ok(u64::try_from(other).unwrap_or(0).rotate_left(32) ^ own)
             })
             .await
     }

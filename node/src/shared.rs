@@ -5,6 +5,18 @@
 //! list of local changes the hub has not acknowledged yet. Loading replays the
 //! snapshot and the chunks; after [`COMPACT_AFTER`] chunks the next store
 //! writes a fresh snapshot and drops them.
+//!
+//! Loading a catalogue bucket costs tens to hundreds of milliseconds at the
+//! network's size, so the thread that owns the connection (the storage
+//! actor) keeps a copy of each document it has loaded, with the stored heads
+//! it matches. A load compares those heads with the row (one indexed read):
+//! equal, the copy is cloned; behind (another process appended chunks), the
+//! new chunks are applied to it; anything else, the document is loaded from
+//! scratch. The copy is a cache, never the truth: a heads mismatch always
+//! falls back to the stored bytes.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
 
 use automerge::{AutoCommit, ChangeHash};
 use clps_model::docs::{self, DocId, DocKind};
@@ -45,6 +57,107 @@ pub fn heads_text(heads: &[ChangeHash]) -> String {
     hex.join(",")
 }
 
+/// Documents kept in memory per storage thread (about one per catalogue
+/// bucket plus the other shared documents).
+const CACHE_DOCS: usize = 320;
+
+/// A loaded document and the stored state it matches.
+struct Cached {
+    doc: AutoCommit,
+    heads: String,
+    n_chunks: i64,
+}
+
+thread_local! {
+    /// Keyed by database path and document id. A document's content is
+    /// determined by its heads, so a hit is exact whatever wrote it.
+    static CACHE: RefCell<HashMap<(String, String), Cached>> = RefCell::new(HashMap::new());
+}
+
+fn cache_key(conn: &Connection, doc_id: &str) -> (String, String) {
+    (
+        conn.path().unwrap_or_default().to_owned(),
+        doc_id.to_owned(),
+    )
+}
+
+fn remember(conn: &Connection, key: &str, doc: &mut AutoCommit, n_chunks: i64) {
+    let entry = Cached {
+        doc: doc.clone(),
+        heads: heads_text(&doc.get_heads()),
+        n_chunks,
+    };
+    CACHE.with(|cache| {
+        let mut cache = cache.borrow_mut();
+        if cache.len() >= CACHE_DOCS {
+            cache.clear();
+        }
+        cache.insert(cache_key(conn, key), entry);
+    });
+}
+
+/// Brings the cached copy of `key` from `before` to `doc`'s heads by
+/// applying the new changes only (a copy at other heads is replaced by a
+/// clone of `doc`).
+fn advance(
+    conn: &Connection,
+    key: &str,
+    doc: &mut AutoCommit,
+    before: &[ChangeHash],
+    n_chunks: i64,
+) {
+    let cached = CACHE.with(|cache| cache.borrow_mut().remove(&cache_key(conn, key)));
+    if let Some(mut cached) = cached
+        && cached.heads == heads_text(before)
+    {
+        let changes = doc.get_changes(before);
+        if cached.doc.apply_changes(changes).is_ok() {
+            let heads = heads_text(&cached.doc.get_heads());
+            if heads == heads_text(&doc.get_heads()) {
+                cached.heads = heads;
+                cached.n_chunks = n_chunks;
+                CACHE.with(|cache| cache.borrow_mut().insert(cache_key(conn, key), cached));
+                return;
+            }
+        }
+    }
+    remember(conn, key, doc, n_chunks);
+}
+
+/// The cached copy of `key` brought up to the stored `heads`, if it can be.
+fn from_cache(
+    conn: &Connection,
+    key: &str,
+    heads: &str,
+    n_chunks: i64,
+) -> Result<Option<AutoCommit>, StoreError> {
+    let cached = CACHE.with(|cache| cache.borrow_mut().remove(&cache_key(conn, key)));
+    let Some(mut cached) = cached else {
+        return Ok(None);
+    };
+    if cached.heads != heads {
+        if n_chunks <= cached.n_chunks {
+            return Ok(None);
+        }
+        let mut stmt = conn.prepare_cached(
+            "SELECT bytes FROM shared_doc_chunks WHERE doc_id = ?1 AND seq > ?2 ORDER BY seq",
+        )?;
+        for chunk in stmt.query_map(params![key, cached.n_chunks], |r| r.get::<_, Vec<u8>>(0))? {
+            if cached.doc.load_incremental(&chunk?).is_err() {
+                return Ok(None);
+            }
+        }
+        if heads_text(&cached.doc.get_heads()) != heads {
+            return Ok(None);
+        }
+        cached.heads = heads.to_owned();
+        cached.n_chunks = n_chunks;
+    }
+    let doc = cached.doc.clone();
+    CACHE.with(|cache| cache.borrow_mut().insert(cache_key(conn, key), cached));
+    Ok(Some(doc))
+}
+
 /// Loads a document, or `None` when this node has never had it.
 pub fn load(
     conn: &Connection,
@@ -52,16 +165,24 @@ pub fn load(
     actor: &CentreActor,
 ) -> Result<Option<AutoCommit>, StoreError> {
     let key = doc_id.to_string();
-    let Some(snapshot): Option<Vec<u8>> = conn
+    let Some((heads, n_chunks)): Option<(String, i64)> = conn
         .query_row(
-            "SELECT snapshot FROM shared_docs WHERE doc_id = ?1",
+            "SELECT heads, n_chunks FROM shared_docs WHERE doc_id = ?1",
             [&key],
-            |r| r.get(0),
+            |r| Ok((r.get(0)?, r.get(1)?)),
         )
         .optional()?
     else {
         return Ok(None);
     };
+    if let Some(doc) = from_cache(conn, &key, &heads, n_chunks)? {
+        return Ok(Some(doc.with_actor(actor.actor_id())));
+    }
+    let snapshot: Vec<u8> = conn.query_row(
+        "SELECT snapshot FROM shared_docs WHERE doc_id = ?1",
+        [&key],
+        |r| r.get(0),
+    )?;
     let mut doc = docs::load_doc(doc_id, &snapshot, actor)?;
     let mut stmt =
         conn.prepare_cached("SELECT bytes FROM shared_doc_chunks WHERE doc_id = ?1 ORDER BY seq")?;
@@ -69,6 +190,11 @@ pub fn load(
     for chunk in chunks {
         doc.load_incremental(&chunk?)
             .map_err(|e| StoreError::Invalid(format!("document {key} illisible : {e}")))?;
+    }
+    // Cached only when the copy is exactly the stored state (the row was
+    // read before the chunks; a writer in between shows as a mismatch).
+    if heads_text(&doc.get_heads()) == heads {
+        remember(conn, &key, &mut doc, n_chunks);
     }
     Ok(Some(doc))
 }
@@ -137,6 +263,10 @@ pub fn store(
         return Ok(());
     }
     let existing = existing.map(|(n, _)| n);
+    let n_chunks = match existing {
+        Some(n) if n < COMPACT_AFTER => n + 1,
+        _ => 0,
+    };
     match existing {
         Some(n) if n < COMPACT_AFTER => {
             let chunk = doc.save_after(before);
@@ -171,6 +301,35 @@ pub fn store(
     if let DocKind::Catalogue { bucket } = doc_id.kind() {
         crate::catalogue::project(tx, *bucket, doc, before)?;
     }
+    // Should the transaction roll back, the stored heads will not match the
+    // copy and the next load reads the stored bytes.
+    advance(tx, &key, doc, before, n_chunks);
+    Ok(())
+}
+
+/// Stores a document this node did not have, received whole: `saved` (the
+/// bytes `doc` was loaded from) becomes its snapshot without saving it
+/// again. Should another writer have stored the document meanwhile, the
+/// received changes are merged into it as [`store`] does.
+pub fn store_new(
+    tx: &Transaction<'_>,
+    doc_id: &DocId,
+    doc: &mut AutoCommit,
+    saved: Vec<u8>,
+) -> Result<(), StoreError> {
+    let key = doc_id.to_string();
+    let inserted = tx.execute(
+        "INSERT INTO shared_docs (doc_id, snapshot, heads, n_chunks) VALUES (?1, ?2, ?3, 0)
+         ON CONFLICT (doc_id) DO NOTHING",
+        params![key, saved, heads_text(&doc.get_heads())],
+    )?;
+    if inserted == 0 {
+        return store(tx, doc_id, doc, &[], false);
+    }
+    if let DocKind::Catalogue { bucket } = doc_id.kind() {
+        crate::catalogue::project(tx, *bucket, doc, &[])?;
+    }
+    remember(tx, &key, doc, 0);
     Ok(())
 }
 

@@ -24,6 +24,9 @@ use tokio_stream::wrappers::ReceiverStream;
 use super::transport::{self, WireCounters};
 use super::{DocFailure, DocStore, LinkConfig, LinkError, LinkStatus, SpaceStatus, SyncReport};
 
+/// How often a serving link asks the store whether anything was committed.
+const WATCH: std::time::Duration = std::time::Duration::from_millis(10);
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
     Once,
@@ -138,6 +141,12 @@ pub async fn run_session(
     let mut inbound = client.session(ReceiverStream::new(rx)).await?.into_inner();
     let mut poll = tokio::time::interval(config.local_poll);
     poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Serve mode looks at the store's data version every WATCH and lists
+    // the documents only when it moved: a local edit leaves within
+    // milliseconds without polling the whole list.
+    let mut watch = tokio::time::interval(WATCH);
+    watch.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut seen_version = store.data_version().await.map_err(LinkError::store)?;
     let mut reported = false;
     loop {
         if engine.welcomed && engine.all_done() {
@@ -163,6 +172,13 @@ pub async fn run_session(
                 None => break,
             },
             _ = poll.tick(), if mode == Mode::Serve && engine.welcomed => engine.poll_local().await?,
+            _ = watch.tick(), if mode == Mode::Serve && engine.welcomed => {
+                let version = store.data_version().await.map_err(LinkError::store)?;
+                if version != seen_version {
+                    seen_version = version;
+                    engine.poll_local().await?;
+                }
+            }
         }
     }
     engine.finish_report(&counters);
@@ -237,15 +253,12 @@ impl<S: DocStore> Engine<'_, S> {
     }
 
     async fn load_local(&self, doc_id: &DocId) -> Result<Automerge, LinkError> {
-        match self
+        Ok(self
             .store
             .load_doc(doc_id)
             .await
             .map_err(LinkError::store)?
-        {
-            Some(bytes) => Automerge::load(&bytes).map_err(LinkError::store),
-            None => Ok(Automerge::new()),
-        }
+            .unwrap_or_default())
     }
 
     async fn refresh_pending(&mut self) -> Result<(), LinkError> {
@@ -483,31 +496,31 @@ impl<S: DocStore> Engine<'_, S> {
     async fn on_snapshot(&mut self, snapshot: pb::Snapshot) -> Result<(), LinkError> {
         let doc_id = parse_doc_id(&snapshot.doc_id)?;
         let hub_heads = heads_from_pb(&snapshot.heads)?;
-        let mut loaded = match Automerge::load(&snapshot.document) {
-            Ok(doc) => doc,
-            Err(e) => {
-                self.report.failures.push(DocFailure {
-                    doc_id: doc_id.to_string(),
-                    code: tonic::Code::Internal,
-                    message: format!("instantané illisible : {e}"),
-                });
-                if let Some(nd) = self.docs.get_mut(&doc_id) {
-                    nd.state = DocState::Failed;
-                }
-                return Ok(());
-            }
-        };
-        self.store
+        let before = self.load_local(&doc_id).await?.get_heads();
+        // The store loads the snapshot once and keeps the loaded copy; local
+        // edits made while it was on its way are merged, never replaced.
+        if let Err(e) = self
+            .store
             .persist_received(&doc_id, &snapshot.document)
             .await
-            .map_err(LinkError::store)?;
+        {
+            if !S::is_unreadable(&e) {
+                return Err(LinkError::store(e));
+            }
+            self.report.failures.push(DocFailure {
+                doc_id: doc_id.to_string(),
+                code: tonic::Code::Internal,
+                message: format!("instantané illisible : {e}"),
+            });
+            if let Some(nd) = self.docs.get_mut(&doc_id) {
+                nd.state = DocState::Failed;
+            }
+            return Ok(());
+        }
+        let doc = self.load_local(&doc_id).await?;
         self.report.snapshots_down += 1;
-        self.report.changes_down += loaded.get_changes(&[]).len();
+        self.report.changes_down += doc.get_changes(&before).len();
         self.docs_down.insert(doc_id.clone());
-        // Local edits made while the snapshot was on its way are kept.
-        let local = self.load_local(&doc_id).await?;
-        let mut doc = local;
-        doc.merge(&mut loaded).map_err(LinkError::store)?;
         let mut peer = DocPeer::peer_has(hub_heads.clone());
         let message = if sorted(doc.get_heads()) == hub_heads {
             None

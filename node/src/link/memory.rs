@@ -84,8 +84,8 @@ impl DocStore for MemoryStore {
             .collect())
     }
 
-    async fn load_doc(&self, doc_id: &DocId) -> Result<Option<Vec<u8>>, Self::Error> {
-        Ok(self.lock().get(doc_id).map(|d| d.doc.save()))
+    async fn load_doc(&self, doc_id: &DocId) -> Result<Option<Automerge>, Self::Error> {
+        Ok(self.lock().get(doc_id).map(|d| d.doc.clone()))
     }
 
     async fn persist_received(&self, doc_id: &DocId, bytes: &[u8]) -> Result<(), Self::Error> {
@@ -96,6 +96,10 @@ impl DocStore for MemoryStore {
         staged.load_incremental(bytes)?;
         entry.doc = staged;
         Ok(())
+    }
+
+    fn is_unreadable(_: &Self::Error) -> bool {
+        true
     }
 
     async fn pending_changes(&self) -> Result<Vec<(DocId, ChangeHash)>, Self::Error> {

@@ -40,12 +40,11 @@ pub trait DocStore: Send + Sync {
         &self,
     ) -> impl Future<Output = Result<Vec<(DocId, Vec<ChangeHash>)>, Self::Error>> + Send;
 
-    /// The document's saved bytes (anything `Automerge::load` accepts), or
-    /// `None` if the node does not have it.
+    /// The document as stored, or `None` if the node does not have it.
     fn load_doc(
         &self,
         doc_id: &DocId,
-    ) -> impl Future<Output = Result<Option<Vec<u8>>, Self::Error>> + Send;
+    ) -> impl Future<Output = Result<Option<automerge::Automerge>, Self::Error>> + Send;
 
     /// Merges bytes received from the hub (a saved document or concatenated
     /// changes: `Automerge::load_incremental` semantics) into the stored
@@ -57,6 +56,19 @@ pub trait DocStore: Send + Sync {
         doc_id: &DocId,
         bytes: &[u8],
     ) -> impl Future<Output = Result<(), Self::Error>> + Send;
+
+    /// A number that changes whenever anything is committed to the store
+    /// (by this process or another), cheap enough to ask every few
+    /// milliseconds: a serving link looks for local changes only when it
+    /// moves. Stores that cannot tell return 0 and rely on the slow poll.
+    fn data_version(&self) -> impl Future<Output = Result<u64, Self::Error>> + Send {
+        async { Ok(0) }
+    }
+
+    /// Whether `persist_received` failed because the bytes were not a
+    /// usable document (the document fails, the session goes on) rather
+    /// than because the store did (the session stops).
+    fn is_unreadable(error: &Self::Error) -> bool;
 
     /// Local changes the hub has not acknowledged yet.
     fn pending_changes(
