@@ -175,7 +175,10 @@ async fn run(args: &Args, net: &mut Network, started: Instant) -> anyhow::Result
     };
     (figures.cores, figures.cpu) = machine();
 
-    step(started, &format!("building {} catalogue records", args.records));
+    step(
+        started,
+        &format!("building {} catalogue records", args.records),
+    );
     let mut generator = Generator::new(SEED);
     let writers = actors(&generator);
     let mut layout: Vec<(u16, Vec<GenRecord>)> =
@@ -203,7 +206,10 @@ async fn run(args: &Args, net: &mut Network, started: Instant) -> anyhow::Result
     net.pki()?;
     seed_hub(&net.hub_db(), &snapshots).await?;
 
-    step(started, "ten nodes: catalogue, identity, calibrated local year");
+    step(
+        started,
+        "ten nodes: catalogue, identity, calibrated local year",
+    );
     for (i, centre) in CentreId::all_ids().iter().enumerate() {
         net.make_node(&template, centre, i)?;
     }
@@ -217,7 +223,10 @@ async fn run(args: &Args, net: &mut Network, started: Instant) -> anyhow::Result
     net.serve_all()?;
     figures.setup_s = started.elapsed().as_secs_f64();
 
-    step(started, "floor: Automerge::load of the saved catalogue documents");
+    step(
+        started,
+        "floor: Automerge::load of the saved catalogue documents",
+    );
     let t = Instant::now();
     for (_, bytes, _) in &snapshots {
         let doc = Automerge::load(bytes).context("a saved document does not load")?;
@@ -442,7 +451,12 @@ impl Network {
 
     /// A copy of the template database under the centre's identity, with
     /// its calibrated local year.
-    fn make_node(&mut self, template: &Path, centre: &CentreId, index: usize) -> anyhow::Result<()> {
+    fn make_node(
+        &mut self,
+        template: &Path,
+        centre: &CentreId,
+        index: usize,
+    ) -> anyhow::Result<()> {
         let dir = self.node_dir(centre.as_str());
         std::fs::create_dir_all(&dir)?;
         std::fs::copy(template.join("node.sqlite"), dir.join("node.sqlite"))?;
@@ -774,13 +788,16 @@ async fn propagation(
         let committed = Instant::now();
         let mut seen = vec![None; n];
         seen[origin] = Some(committed);
-        watched.lock().map_err(|_| anyhow::anyhow!("poisoned"))?.push(Watched {
-            origin,
-            record: record.to_string(),
-            marker,
-            committed,
-            seen,
-        });
+        watched
+            .lock()
+            .map_err(|_| anyhow::anyhow!("poisoned"))?
+            .push(Watched {
+                origin,
+                record: record.to_string(),
+                marker,
+                committed,
+                seen,
+            });
         if (k + 1) % 100 == 0 {
             eprint!("\r  {}/{} edits", k + 1, args.edits);
         }
@@ -959,15 +976,27 @@ fn print_table(f: &Figures) {
         ("records", f.records.to_string(), String::new()),
         (
             "catalogue documents",
-            format!("{} ({:.1} MB saved)", f.catalogue_docs, f.catalogue_bytes as f64 / 1e6),
+            format!(
+                "{} ({:.1} MB saved)",
+                f.catalogue_docs,
+                f.catalogue_bytes as f64 / 1e6
+            ),
             String::new(),
         ),
         (
             "bootstrap",
-            format!("{:.2} s, {:.1} MB on the wire", f.bootstrap_s, f.bootstrap_bytes as f64 / 1e6),
+            format!(
+                "{:.2} s, {:.1} MB on the wire",
+                f.bootstrap_s,
+                f.bootstrap_bytes as f64 / 1e6
+            ),
             String::new(),
         ),
-        ("floor (Automerge load)", format!("{:.2} s", f.floor_load_s), String::new()),
+        (
+            "floor (Automerge load)",
+            format!("{:.2} s", f.floor_load_s),
+            String::new(),
+        ),
         (
             "bootstrap / floor",
             format!("{:.2}", f.bootstrap_over_floor),
@@ -976,7 +1005,10 @@ fn print_table(f: &Figures) {
         (
             "reconnect",
             format!("{:.3} s, {} bytes", f.reconnect_s, f.reconnect_bytes),
-            verdict(f.reconnect_s < 1.0 && f.reconnect_bytes < 65_536, "< 1 s, < 64 KiB"),
+            verdict(
+                f.reconnect_s < 1.0 && f.reconnect_bytes < 65_536,
+                "< 1 s, < 64 KiB",
+            ),
         ),
         (
             "propagation p50 / p99 / max",
@@ -988,11 +1020,17 @@ fn print_table(f: &Figures) {
                 f.propagation_edits,
                 f.propagation_undelivered
             ),
-            verdict(f.propagation_p99_ms < 100.0 && f.propagation_undelivered == 0, "p99 < 100 ms"),
+            verdict(
+                f.propagation_p99_ms < 100.0 && f.propagation_undelivered == 0,
+                "p99 < 100 ms",
+            ),
         ),
         (
             "throughput",
-            format!("{:.0} accepted changes/s ({} edits)", f.changes_per_s, f.throughput_edits),
+            format!(
+                "{:.0} accepted changes/s ({} edits)",
+                f.changes_per_s, f.throughput_edits
+            ),
             String::new(),
         ),
         (
@@ -1002,12 +1040,18 @@ fn print_table(f: &Figures) {
         ),
         (
             "node peak RSS (serving / bootstrap)",
-            format!("{:.0} / {:.0} MiB", f.node_rss_mib, f.bootstrap_node_rss_mib),
+            format!(
+                "{:.0} / {:.0} MiB",
+                f.node_rss_mib, f.bootstrap_node_rss_mib
+            ),
             String::new(),
         ),
         (
             "disk per record (node / hub)",
-            format!("{:.0} / {:.0} bytes", f.disk_bytes_per_record, f.hub_disk_bytes_per_record),
+            format!(
+                "{:.0} / {:.0} bytes",
+                f.disk_bytes_per_record, f.hub_disk_bytes_per_record
+            ),
             String::new(),
         ),
         (
@@ -1017,7 +1061,10 @@ fn print_table(f: &Figures) {
         ),
         (
             "machine",
-            format!("{} cores, {}; load average at the end {:.1}", f.cores, f.cpu, f.load_average_end),
+            format!(
+                "{} cores, {}; load average at the end {:.1}",
+                f.cores, f.cpu, f.load_average_end
+            ),
             String::new(),
         ),
         (
@@ -1026,7 +1073,11 @@ fn print_table(f: &Figures) {
             String::new(),
         ),
     ];
-    let width = rows.iter().map(|(k, _, _)| k.chars().count()).max().unwrap_or(0);
+    let width = rows
+        .iter()
+        .map(|(k, _, _)| k.chars().count())
+        .max()
+        .unwrap_or(0);
     println!();
     println!("wallonie: a hub and ten nodes on loopback, mutual TLS");
     for (key, value, target) in rows {
