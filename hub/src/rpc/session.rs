@@ -46,6 +46,10 @@ struct Session {
     out: Out,
     roles: BTreeMap<SpaceId, Role>,
     peers: HashMap<DocId, DocPeer>,
+    /// Heads the client is known to hold, from a space found in sync at
+    /// the Hello: a push to such a document sends the new changes at once
+    /// instead of first discovering the client's heads.
+    client_heads: HashMap<DocId, Vec<ChangeHash>>,
 }
 
 fn heads_to_pb(heads: &[ChangeHash]) -> Vec<Vec<u8>> {
@@ -75,6 +79,7 @@ pub(super) async fn run(
         out: out.clone(),
         roles,
         peers: HashMap::new(),
+        client_heads: HashMap::new(),
     };
     tracing::info!(session = id, %identity, "session opened");
     match session.drive(inbound).await {
@@ -164,14 +169,15 @@ impl Session {
         }
     }
 
-    fn welcome(&self, hello: &pb::Hello) -> pb::Welcome {
+    fn welcome(&mut self, hello: &pb::Hello) -> pb::Welcome {
         let theirs: HashMap<SpaceId, &[u8]> = hello
             .spaces
             .iter()
             .filter_map(|s| Some((SpaceId::parse(&s.space).ok()?, s.digest.as_slice())))
             .collect();
         let empty = space_digest([]);
-        let spaces = self
+        let mut known = Vec::new();
+        let spaces: Vec<pb::SpaceState> = self
             .roles
             .iter()
             .map(|(space, role)| {
@@ -179,6 +185,9 @@ impl Session {
                 let ours = space_digest(docs.iter().map(|(d, h)| (d, h.as_slice())));
                 let their = theirs.get(space).copied().unwrap_or(&empty);
                 let in_sync = their == ours.as_slice();
+                if in_sync {
+                    known.extend(docs.iter().cloned());
+                }
                 pb::SpaceState {
                     space: space.to_string(),
                     role: role_to_pb(*role) as i32,
@@ -196,6 +205,7 @@ impl Session {
                 }
             })
             .collect();
+        self.client_heads.extend(known);
         pb::Welcome {
             identity: self.identity.to_string(),
             spaces,
@@ -395,9 +405,15 @@ impl Session {
         };
         let message = {
             let guard = entry.lock().await;
+            let known = &mut self.client_heads;
             self.peers
                 .entry(doc_id.clone())
-                .or_default()
+                .or_insert_with(|| {
+                    known
+                        .remove(doc_id)
+                        .map(DocPeer::peer_has)
+                        .unwrap_or_default()
+                })
                 .generate(&guard.doc)
         };
         match message {

@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use automerge::{Automerge, ChangeHash};
+use automerge::{Automerge, ChangeHash, ReadDoc};
 use clps_model::docs::{DocId, SpaceId};
 use clps_model::sync::{DocPeer, Effect, accept_all, digest_by_space};
 use clps_proto::pb;
@@ -82,6 +82,10 @@ struct Engine<'a, S> {
     /// Our heads as the Hello described them: what an `in_sync` answer
     /// vouches for.
     hello_heads: BTreeMap<DocId, Vec<ChangeHash>>,
+    /// Heads the hub is known to hold (from the Welcome) for documents not
+    /// yet synced in this session: their first message carries our new
+    /// changes at once instead of first discovering the hub's heads.
+    hub_known: HashMap<DocId, Vec<ChangeHash>>,
 }
 
 async fn hello_message(
@@ -134,6 +138,7 @@ pub async fn run_session(
         docs_up: BTreeSet::new(),
         welcomed: false,
         hello_heads: BTreeMap::new(),
+        hub_known: HashMap::new(),
     };
     let (hello, hello_heads) = hello_with_heads(config, store).await?;
     engine.hello_heads = hello_heads;
@@ -290,9 +295,19 @@ impl<S: DocStore> Engine<'_, S> {
         Ok(())
     }
 
+    /// A sync state for a document this session has not synced yet.
+    fn first_peer(&mut self, doc_id: &DocId, doc: &Automerge) -> DocPeer {
+        match self.hub_known.remove(doc_id) {
+            Some(heads) if heads.iter().all(|h| doc.get_change_by_hash(h).is_some()) => {
+                DocPeer::peer_has(heads)
+            }
+            _ => DocPeer::new(),
+        }
+    }
+
     async fn start_sync(&mut self, doc_id: &DocId) -> Result<(), LinkError> {
         let doc = self.load_local(doc_id).await?;
-        let mut peer = DocPeer::new();
+        let mut peer = self.first_peer(doc_id, &doc);
         let message = peer.generate(&doc);
         self.docs.insert(
             doc_id.clone(),
@@ -366,6 +381,9 @@ impl<S: DocStore> Engine<'_, S> {
                 // written locally since then holds changes it has not seen:
                 // sync it rather than acknowledge its pending changes.
                 for (d, h) in local_in_space {
+                    if let Some(vouched) = self.hello_heads.get(d) {
+                        self.hub_known.insert(d.clone(), vouched.clone());
+                    }
                     if self.hello_heads.get(d) == Some(h) {
                         in_sync_docs.push(d.clone());
                     } else {
@@ -379,6 +397,8 @@ impl<S: DocStore> Engine<'_, S> {
             for dh in &space_state.docs {
                 hub_docs.insert(parse_doc_id(&dh.doc_id)?, heads_from_pb(&dh.heads)?);
             }
+            self.hub_known
+                .extend(hub_docs.iter().map(|(d, h)| (d.clone(), h.clone())));
             for (doc_id, hub_heads) in &hub_docs {
                 match local.get(doc_id) {
                     None => fetch.push(doc_id.clone()),
@@ -436,11 +456,12 @@ impl<S: DocStore> Engine<'_, S> {
         if !self.docs.contains_key(&doc_id) {
             // A push for a document this session has not touched yet.
             let doc = self.load_local(&doc_id).await?;
+            let peer = self.first_peer(&doc_id, &doc);
             self.docs.insert(
                 doc_id.clone(),
                 NodeDoc {
                     doc,
-                    peer: DocPeer::new(),
+                    peer,
                     hub_heads: None,
                     state: DocState::Syncing,
                     outstanding: false,
