@@ -393,6 +393,93 @@ mod tests {
         }
     }
 
+    fn title(c: &mut Connection, id: &RecordId) -> Result<String, StoreError> {
+        Ok(crate::catalogue::show(c, id)?
+            .map(|r| r.fields.title)
+            .unwrap_or_default())
+    }
+
+    /// Each store's thread keeps its own copy of the documents it loaded.
+    /// What the other store (another process) writes meanwhile is always
+    /// seen: appended chunks are applied to the copy, and a compaction in
+    /// between makes the copy fall back to the stored bytes.
+    #[tokio::test]
+    async fn the_cached_copy_follows_what_another_writer_stored() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = Store::open(dir.path(), OpenMode::Create).unwrap();
+        let namur = CentreId::new("namur").unwrap();
+        a.call(|c| crate::centre::init(c, &CentreId::new("namur").unwrap(), [1; 8]))
+            .await
+            .unwrap();
+        let b = Store::open(dir.path(), OpenMode::Existing).unwrap();
+        let id = (0..10_000u64)
+            .map(|n| RecordId::from_local(&namur, n))
+            .find(|id| catalogue::bucket_of(id) == 3)
+            .unwrap();
+        let i = id.clone();
+        a.call(move |c| crate::catalogue::add(c, &i, &fields("v0"), None))
+            .await
+            .unwrap();
+        // B edits (one chunk): A's copy catches up and shows it.
+        for round in 1..=3 {
+            let i = id.clone();
+            let t = format!("b{round}");
+            b.call(move |c| crate::catalogue::edit(c, &i, &[catalogue::RecordEdit::Title(t)]))
+                .await
+                .unwrap();
+            let i = id.clone();
+            assert_eq!(
+                a.call(move |c| title(c, &i)).await.unwrap(),
+                format!("b{round}")
+            );
+            // A edits on top of its caught-up copy: B sees it.
+            let i = id.clone();
+            let t = format!("a{round}");
+            a.call(move |c| crate::catalogue::edit(c, &i, &[catalogue::RecordEdit::Title(t)]))
+                .await
+                .unwrap();
+            let i = id.clone();
+            assert_eq!(
+                b.call(move |c| title(c, &i)).await.unwrap(),
+                format!("a{round}")
+            );
+        }
+        // B writes past a compaction: A's copy is stale on chunk numbers too.
+        for round in 0..=COMPACT_AFTER + 2 {
+            let i = id.clone();
+            let t = format!("compact{round}");
+            b.call(move |c| crate::catalogue::edit(c, &i, &[catalogue::RecordEdit::Title(t)]))
+                .await
+                .unwrap();
+        }
+        let i = id.clone();
+        assert_eq!(
+            a.call(move |c| title(c, &i)).await.unwrap(),
+            format!("compact{}", COMPACT_AFTER + 2)
+        );
+        // Both copies hold the same changes as the stored document.
+        async fn heads(s: &Store) -> String {
+            s.call(|c| {
+                let actor = node_actor(c)?;
+                Ok(heads_text(
+                    &load(c, &DocId::catalogue(3), &actor)?.unwrap().get_heads(),
+                ))
+            })
+            .await
+            .unwrap()
+        }
+        let stored: String = Connection::open(dir.path().join("node.sqlite"))
+            .unwrap()
+            .query_row(
+                "SELECT heads FROM shared_docs WHERE doc_id = 'catalogue/003'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(heads(&a).await, stored);
+        assert_eq!(heads(&b).await, stored);
+    }
+
     /// Two processes (here two stores on one file, like `serve` and a staff
     /// command) write the same document. A local write from a stale copy is
     /// refused (it would reuse this node's sequence numbers); received
