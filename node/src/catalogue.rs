@@ -29,8 +29,15 @@ pub fn project(
     before: &[ChangeHash],
 ) -> Result<usize, StoreError> {
     let after = doc.get_heads();
-    let patches = doc.diff(before, &after);
-    let ids = catalogue::changed_records(&patches);
+    let ids = if before.is_empty() {
+        // A whole document (received or created): every record is new, and
+        // listing them is far cheaper than a patch for every character of
+        // every description.
+        catalogue::record_ids(doc).into_iter().collect()
+    } else {
+        let patches = doc.diff(before, &after);
+        catalogue::changed_records(&patches)
+    };
     for id in &ids {
         match catalogue::read_record(doc, id) {
             Some(record) => upsert(tx, bucket, &record)?,
