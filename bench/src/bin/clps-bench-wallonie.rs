@@ -253,6 +253,13 @@ async fn run(args: &Args, net: &mut Network, started: Instant) -> anyhow::Result
         );
     }
     figures.bootstrap_node_rss_mib = net.last_child_peak_mib;
+    eprintln!(
+        "  bootstrap {:.2} s, {} bytes; floor {:.2} s; ratio {:.2}",
+        figures.bootstrap_s,
+        figures.bootstrap_bytes,
+        figures.floor_load_s,
+        figures.bootstrap_over_floor
+    );
 
     step(started, "reconnect: the up-to-date node syncs again");
     let t = Instant::now();
@@ -260,6 +267,10 @@ async fn run(args: &Args, net: &mut Network, started: Instant) -> anyhow::Result
     figures.reconnect_s = t.elapsed().as_secs_f64();
     let (up, down) = wire_bytes(&out)?;
     figures.reconnect_bytes = up + down;
+    eprintln!(
+        "  reconnect {:.3} s, {} bytes",
+        figures.reconnect_s, figures.reconnect_bytes
+    );
 
     step(
         started,
@@ -273,6 +284,10 @@ async fn run(args: &Args, net: &mut Network, started: Instant) -> anyhow::Result
     figures.propagation_p50_ms = percentile(&latencies, 0.50);
     figures.propagation_p99_ms = percentile(&latencies, 0.99);
     figures.propagation_max_ms = percentile(&latencies, 1.0);
+    eprintln!(
+        "  propagation p50 {:.1} ms, p99 {:.1} ms, {} undelivered",
+        figures.propagation_p50_ms, figures.propagation_p99_ms, figures.propagation_undelivered
+    );
 
     step(
         started,
@@ -283,6 +298,10 @@ async fn run(args: &Args, net: &mut Network, started: Instant) -> anyhow::Result
     );
     (figures.changes_per_s, figures.throughput_edits) =
         throughput(net, &stores, &record_ids, args, &mut rng).await?;
+    eprintln!(
+        "  {:.0} accepted changes/s ({} edits)",
+        figures.changes_per_s, figures.throughput_edits
+    );
     drop(stores);
 
     step(started, "memory and disk");

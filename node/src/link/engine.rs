@@ -613,6 +613,11 @@ impl<S: DocStore> Engine<'_, S> {
                 Some(nd) if sorted(nd.doc.get_heads()) == sorted(heads.clone()) => {}
                 Some(nd) if nd.state == DocState::Failed => {}
                 _ if heads.is_empty() => {}
+                // Not synced in this session, and still at heads the hub
+                // holds (the Welcome said so): nothing to send, nothing to
+                // load.
+                None if self.hub_known.get(&doc_id).map(|h| sorted(h.clone()))
+                    == Some(sorted(heads.clone())) => {}
                 _ => changed.push(doc_id),
             }
         }
