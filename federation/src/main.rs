@@ -49,19 +49,6 @@ struct Args {
     timeout: u64,
 }
 
-/// Sizes of the other centres relative to the calibrated Charleroi-Thuin.
-const SCALES: [(&str, f64); 9] = [
-    ("brabant-wallon", 0.6),
-    ("hainaut-occidental", 0.7),
-    ("huy-waremme", 0.45),
-    ("liege", 1.1),
-    ("luxembourg", 0.55),
-    ("mons-soignies", 0.8),
-    ("namur", 0.75),
-    ("verviers", 0.4),
-    ("bruxelles", 1.2),
-];
-
 /// Every child process, killed on drop (normal exit, error or Ctrl-C).
 #[derive(Default)]
 struct Children {
@@ -415,10 +402,7 @@ async fn run(args: &Args, fed: &mut Federation) -> Result<serde_json::Value> {
             )
             .await?;
         } else {
-            let scale = SCALES
-                .iter()
-                .find(|(c, _)| c == centre)
-                .map_or(0.5, |(_, s)| *s);
+            let scale = clps_model::seed_data::relative_size(centre);
             fed.node(
                 centre,
                 &[

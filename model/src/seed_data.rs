@@ -8,6 +8,29 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 /// `calibration-charleroi-thuin-2021.json`, as published.
+/// Sizes of the other centres' years relative to the calibrated
+/// Charleroi-Thuin 2021 (invented: only Charleroi-Thuin's figures are
+/// published). Used by the main job, the benchmarks and the tests.
+pub const RELATIVE_SIZES: [(&str, f64); 9] = [
+    ("brabant-wallon", 0.6),
+    ("hainaut-occidental", 0.7),
+    ("huy-waremme", 0.45),
+    ("liege", 1.1),
+    ("luxembourg", 0.55),
+    ("mons-soignies", 0.8),
+    ("namur", 0.75),
+    ("verviers", 0.4),
+    ("bruxelles", 1.2),
+];
+
+/// A centre's size relative to Charleroi-Thuin (1.0 for Charleroi-Thuin).
+pub fn relative_size(centre: &str) -> f64 {
+    RELATIVE_SIZES
+        .iter()
+        .find(|(c, _)| *c == centre)
+        .map_or(1.0, |(_, s)| *s)
+}
+
 pub const CALIBRATION_JSON: &str = include_str!("../data/calibration-charleroi-thuin-2021.json");
 /// `tools-named-in-reports.json`.
 pub const TOOLS_JSON: &str = include_str!("../data/tools-named-in-reports.json");

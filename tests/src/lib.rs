@@ -216,3 +216,18 @@ impl Node {
         Ok(id)
     }
 }
+
+/// Waits until `condition` holds, up to ten seconds, then panics naming
+/// `what`. For outcomes the code under test announces nowhere a test could
+/// subscribe to (a hub counter, another process's heads), never for
+/// readiness: servers are waited for by their listening line.
+pub async fn wait_for(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !condition() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not in time: {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+}

@@ -22,19 +22,6 @@ use clps_node::store::{OpenMode, Store};
 
 use crate::{Federation, centre};
 
-/// Sizes of the other centres relative to the calibrated Charleroi-Thuin.
-pub const SCALES: [(&str, f64); 9] = [
-    ("brabant-wallon", 0.6),
-    ("hainaut-occidental", 0.7),
-    ("huy-waremme", 0.45),
-    ("liege", 1.1),
-    ("luxembourg", 0.55),
-    ("mons-soignies", 0.8),
-    ("namur", 0.75),
-    ("verviers", 0.4),
-    ("bruxelles", 1.2),
-];
-
 /// A hub with its dashboard listening (port 0), optionally tapped.
 pub async fn start_hub(tap: Option<PayloadTap>) -> anyhow::Result<Federation> {
     let dir = tempfile::tempdir()?;
@@ -74,11 +61,7 @@ pub struct SeededNode {
 /// 2021, scaled otherwise).
 pub async fn seed_node(fed: &Federation, id: &str, year: i32) -> anyhow::Result<SeededNode> {
     let node = init_node(fed, id).await?;
-    let scale = SCALES
-        .iter()
-        .find(|(c, _)| *c == id)
-        .map(|(_, s)| *s)
-        .unwrap_or(1.0);
+    let scale = clps_model::seed_data::relative_size(id);
     node.seed_year(year, id == "charleroi-thuin" && year == 2021, scale)
         .await?;
     Ok(node)

@@ -262,29 +262,23 @@ async fn serve_receives_pushed_changes_without_polling() {
     };
     // Wait until the serving session is open (the hub counts it).
     let metrics = fed.hub.metrics();
-    wait_for(|| clps_hub::metrics::Metrics::get(&metrics.sessions_active) == 1).await;
+    clps_tests::wait_for("one active session", || {
+        clps_hub::metrics::Metrics::get(&metrics.sessions_active) == 1
+    })
+    .await;
 
     let id = writer.create_record(1, "Outil poussé").unwrap();
     let report = sync_once(&writer.config, &writer.store).await.unwrap();
     assert!(report.failures.is_empty(), "{report:?}");
     let doc_id = DocId::catalogue(clps_model::docs::catalogue::bucket_of(&id));
     let expected = writer.store.heads(&doc_id);
-    wait_for(|| listener.store.heads(&doc_id) == expected).await;
+    clps_tests::wait_for("the listener holds the new heads", || {
+        listener.store.heads(&doc_id) == expected
+    })
+    .await;
 
     stop_tx.send(()).unwrap();
     serving.await.unwrap().unwrap();
     fed.hub.shutdown();
     fed.hub.join().await.unwrap();
-}
-
-/// Waits for an outcome (not for readiness), up to ten seconds.
-async fn wait_for(mut condition: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while !condition() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "condition not met in time"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
 }

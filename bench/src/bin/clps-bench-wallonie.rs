@@ -53,20 +53,6 @@ use serde::Serialize;
 /// Seed of the record generator: every run builds the same catalogue.
 const SEED: u64 = 2021;
 
-/// Sizes of the centres' local years relative to the calibrated
-/// Charleroi-Thuin 2021 (as in the main job).
-const SCALES: [(&str, f64); 9] = [
-    ("brabant-wallon", 0.6),
-    ("hainaut-occidental", 0.7),
-    ("huy-waremme", 0.45),
-    ("liege", 1.1),
-    ("luxembourg", 0.55),
-    ("mons-soignies", 0.8),
-    ("namur", 0.75),
-    ("verviers", 0.4),
-    ("bruxelles", 1.2),
-];
-
 #[derive(Parser)]
 #[command(
     name = "clps-bench-wallonie",
@@ -494,11 +480,7 @@ impl Network {
         if centre.as_str() == "charleroi-thuin" {
             self.node_cmd(&dir, &[&year[..], &["--calibration"]].concat())?;
         } else {
-            let scale = SCALES
-                .iter()
-                .find(|(c, _)| *c == centre.as_str())
-                .map_or(1.0, |(_, s)| *s)
-                .to_string();
+            let scale = clps_model::seed_data::relative_size(centre.as_str()).to_string();
             self.node_cmd(&dir, &[&year[..], &["--scale", &scale]].concat())?;
         }
         Ok(())
