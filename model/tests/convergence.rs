@@ -520,11 +520,27 @@ fn export(rep: &Replica) -> Export {
     }
 }
 
+/// The one-pass read of a whole bucket gives what reading each record by
+/// its keys gives, conflicts, counters and merges included.
+fn assert_whole_bucket_reads(rep: &Replica, when: &str) {
+    for bucket in &rep.buckets {
+        let one_by_one: Vec<Record> = bucket
+            .record_ids()
+            .iter()
+            .filter_map(|id| bucket.record(id))
+            .collect();
+        assert_eq!(bucket.records(), one_by_one, "{when}, {}", rep.centre);
+    }
+}
+
 fn run(ops: &[Op]) {
     let mut reps = replicas();
     let mut expected = Expected::default();
     for op in ops {
         apply(&mut reps, op, &mut expected);
+    }
+    for rep in &reps {
+        assert_whole_bucket_reads(rep, "before the final exchange");
     }
     // Final exchange: replica 0 gathers everything, then hands it back.
     for doc in 0..3 {
@@ -543,6 +559,7 @@ fn run(ops: &[Op]) {
     for (i, rep) in reps.iter().enumerate() {
         assert_eq!(heads[i], heads[0], "heads of replica {i}");
         assert_eq!(export(rep), reference, "content of replica {i}");
+        assert_whole_bucket_reads(rep, "converged");
     }
 
     // Save/load round trip.

@@ -28,16 +28,18 @@ pub fn project(
     doc: &mut AutoCommit,
     before: &[ChangeHash],
 ) -> Result<usize, StoreError> {
-    let after = doc.get_heads();
-    let ids = if before.is_empty() {
+    if before.is_empty() {
         // A whole document (received or created): every record is new, and
-        // listing them is far cheaper than a patch for every character of
-        // every description.
-        catalogue::record_ids(doc).into_iter().collect()
-    } else {
-        let patches = doc.diff(before, &after);
-        catalogue::changed_records(&patches)
-    };
+        // reading them in one pass is far cheaper than a patch for every
+        // character of every description.
+        let records = catalogue::read_records(doc);
+        for record in &records {
+            upsert(tx, bucket, record)?;
+        }
+        return Ok(records.len());
+    }
+    let after = doc.get_heads();
+    let ids = catalogue::changed_records(&doc.diff(before, &after));
     for id in &ids {
         match catalogue::read_record(doc, id) {
             Some(record) => upsert(tx, bucket, &record)?,

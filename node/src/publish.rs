@@ -195,12 +195,18 @@ pub fn years(conn: &Connection) -> Result<Vec<i32>, StoreError> {
 
 /// Writes the figures that changed into the statistics document (one change),
 /// zeroing cells that disappeared. Returns the number of cells written.
+///
+/// Only the years this node holds records of are its to publish: a second
+/// machine of the centre, or one just reinstalled, receives the centre's
+/// figures before it holds any record, and publishing then would zero them
+/// all at every centre.
 pub fn publish(conn: &mut Connection) -> Result<usize, StoreError> {
     let actor = shared::node_actor(conn)?;
     let doc_id = DocId::stats(actor.centre.clone());
+    let held = years(conn)?;
     let mut current = BTreeMap::new();
-    for year in years(conn)? {
-        current.extend(aggregates(conn, year)?);
+    for year in &held {
+        current.extend(aggregates(conn, *year)?);
     }
     let tx = conn.transaction()?;
     let doc = shared::load_or_create(&tx, &doc_id, &actor)?;
@@ -217,7 +223,7 @@ pub fn publish(conn: &mut Connection) -> Result<usize, StoreError> {
         .map(|(k, v)| (k.clone(), *v))
         .collect();
     for (k, v) in &published {
-        if *v != 0 && !current.contains_key(k) {
+        if *v != 0 && !current.contains_key(k) && held.contains(&i32::from(k.year)) {
             diff.insert(k.clone(), 0);
         }
     }

@@ -611,6 +611,17 @@ fn published_figures_rebuild_the_node_tables_and_follow_deletions() {
     let after = figures(dir.path());
     let total = |f: &BTreeMap<_, u64>| table_from_figures(f, 2021, Dimension::Sector).total;
     assert_eq!(total(&after), 784);
+
+    // A machine of the centre that holds no record of 2021 yet (a second
+    // one, or one reinstalled) leaves the centre's 2021 figures alone.
+    let c = Connection::open(dir.path().join("node.sqlite")).unwrap();
+    c.execute_batch(
+        "DELETE FROM requests; DELETE FROM loans; DELETE FROM accompaniments; DELETE FROM events;",
+    )
+    .unwrap();
+    drop(c);
+    assert!(ok(dir.path(), &["publish"]).contains(" 0 cellule(s)"));
+    assert_eq!(figures(dir.path()), after);
 }
 
 #[test]

@@ -532,7 +532,10 @@ impl Network {
             .arg("serve")
             .arg("--config")
             .arg(self.dir.join("hub.toml"))
-            .env("RUST_LOG", "warn")
+            .env(
+                "RUST_LOG",
+                std::env::var("CLPS_BENCH_HUB_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log))
             .spawn()?;
@@ -750,6 +753,9 @@ struct Watched {
     record: String,
     marker: String,
     committed: Instant,
+    /// The commit time on the wall clock, to read the nodes' and the hub's
+    /// logs against `propagation.csv`.
+    committed_unix_ms: u128,
     seen: Vec<Option<Instant>>,
 }
 
@@ -787,6 +793,9 @@ async fn propagation(
         let marker = format!("wallonie-propagation-{k}");
         edit(&stores[origin].1, record, marker.clone()).await?;
         let committed = Instant::now();
+        let committed_unix_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis());
         let mut seen = vec![None; n];
         seen[origin] = Some(committed);
         watched
@@ -797,6 +806,7 @@ async fn propagation(
                 record: record.to_string(),
                 marker,
                 committed,
+                committed_unix_ms,
                 seen,
             });
         if (k + 1) % 100 == 0 {
@@ -824,6 +834,7 @@ async fn propagation(
         .join()
         .map_err(|_| anyhow::anyhow!("the watcher panicked"))??;
     let watched = watched.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
+    write_arrivals(&net.dir.join("propagation.csv"), stores, &watched)?;
     Ok(watched
         .iter()
         .filter_map(|w| {
@@ -839,6 +850,36 @@ async fn propagation(
             Some(ms(last.duration_since(w.committed)))
         })
         .collect())
+}
+
+/// One line per edit: when it was committed (Unix ms), where, and how long
+/// each node took to show it (ms, empty if never), for reading against the
+/// logs of a run kept with `--dir`.
+fn write_arrivals(
+    path: &Path,
+    stores: &[(String, Store)],
+    watched: &[Watched],
+) -> anyhow::Result<()> {
+    let mut out = String::from("edit,committed_unix_ms,origin");
+    for (centre, _) in stores {
+        out.push(',');
+        out.push_str(centre);
+    }
+    out.push('\n');
+    for (k, w) in watched.iter().enumerate() {
+        out.push_str(&format!(
+            "{k},{},{}",
+            w.committed_unix_ms, stores[w.origin].0
+        ));
+        for seen in &w.seen {
+            out.push(',');
+            if let Some(at) = seen {
+                out.push_str(&format!("{:.1}", ms(at.duration_since(w.committed))));
+            }
+        }
+        out.push('\n');
+    }
+    std::fs::write(path, out).with_context(|| format!("cannot write {}", path.display()))
 }
 
 /// Polls every node's database (read-only) for the watched edits; a
