@@ -181,6 +181,38 @@ impl Docs {
         }))
     }
 
+    /// What a bootstrap sends of a document nobody has opened since the
+    /// hub started, when it was compacted with no chunk since: the stored
+    /// snapshot and its heads, without loading it (an Automerge load of a
+    /// catalogue bucket costs about 200 ms). `None` when the document must
+    /// be loaded to be sent.
+    pub async fn stored_snapshot(
+        &self,
+        doc_id: &DocId,
+    ) -> Result<Option<(Vec<u8>, Vec<ChangeHash>)>, DocsError> {
+        let is_open = || {
+            self.open
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .contains_key(doc_id)
+        };
+        if is_open() {
+            return Ok(None);
+        }
+        // The store answers one command at a time, so the snapshot, its
+        // chunks and the heads read here belong together.
+        let Some(stored) = self.store.load(&doc_id.to_string()).await? else {
+            return Ok(None);
+        };
+        if !stored.chunks.is_empty() || stored.snapshot.is_empty() {
+            return Ok(None);
+        }
+        let heads = heads_from_bytes(&stored.heads)
+            .filter(|h| !h.is_empty())
+            .ok_or_else(|| DocsError::Corrupt(doc_id.to_string()))?;
+        Ok(Some((stored.snapshot, heads)))
+    }
+
     /// The live document, loaded from the store on first use. A document
     /// that is not stored yet is opened empty when `create` is set, and is
     /// `None` otherwise.

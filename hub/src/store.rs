@@ -40,6 +40,9 @@ pub enum StoreError {
 pub struct StoredDoc {
     pub snapshot: Vec<u8>,
     pub chunks: Vec<Vec<u8>>,
+    /// Heads after the last chunk (of the snapshot when there is none),
+    /// concatenated 32-byte hashes.
+    pub heads: Vec<u8>,
 }
 
 /// Size bookkeeping returned after a write.
@@ -266,21 +269,25 @@ fn index(conn: &Connection) -> Result<Vec<(String, Vec<u8>, u64)>, StoreError> {
 }
 
 fn load(conn: &Connection, doc_id: &str) -> Result<Option<StoredDoc>, StoreError> {
-    let snapshot: Option<Vec<u8>> = conn
+    let row: Option<(Vec<u8>, Vec<u8>)> = conn
         .query_row(
-            "SELECT snapshot FROM documents WHERE doc_id = ?1",
+            "SELECT snapshot, heads FROM documents WHERE doc_id = ?1",
             [doc_id],
-            |r| r.get(0),
+            |r| Ok((r.get(0)?, r.get(1)?)),
         )
         .optional()?;
-    let Some(snapshot) = snapshot else {
+    let Some((snapshot, heads)) = row else {
         return Ok(None);
     };
     let mut stmt = conn.prepare("SELECT data FROM chunks WHERE doc_id = ?1 ORDER BY seq")?;
     let chunks = stmt
         .query_map([doc_id], |r| r.get::<_, Vec<u8>>(0))?
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(Some(StoredDoc { snapshot, chunks }))
+    Ok(Some(StoredDoc {
+        snapshot,
+        chunks,
+        heads,
+    }))
 }
 
 fn size(tx: &rusqlite::Transaction<'_>, doc_id: &str) -> Result<DocSize, StoreError> {

@@ -305,12 +305,34 @@ fn exchange(reps: &mut [Replica], a: usize, b: usize, doc: usize, validated: boo
     }
     let (ra, rb) = two_mut(reps, a, b);
     let (da, db) = (ra.doc_mut(doc), rb.doc_mut(doc));
+    let before = (da.get_heads(), db.get_heads());
     if validated {
         push_validated(&doc_id(doc), da, db);
         push_validated(&doc_id(doc), db, da);
     } else {
         sync_pair(da, db);
     }
+    if doc < BUCKETS.len() {
+        assert_touched_covers_diff(da, &before.0);
+        assert_touched_covers_diff(db, &before.1);
+    }
+}
+
+/// The records a node re-projects after receiving changes (found from the
+/// changes' operations) include every record a diff shows changed.
+fn assert_touched_covers_diff(doc: &mut AutoCommit, before: &[automerge::ChangeHash]) {
+    let after = doc.get_heads();
+    if after == before {
+        return;
+    }
+    let changes = doc.get_changes(before);
+    let touched = catalogue::records_touched(doc, &changes)
+        .expect("every operation of a received change lies in a record");
+    let diffed = catalogue::changed_records(&doc.diff(before, &after));
+    assert!(
+        diffed.is_subset(&touched),
+        "diff {diffed:?}, operations {touched:?}"
+    );
 }
 
 fn apply(reps: &mut [Replica], op: &Op, expected: &mut Expected) {

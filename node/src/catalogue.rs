@@ -20,7 +20,8 @@ use serde::Serialize;
 use crate::shared;
 use crate::store::StoreError;
 
-/// Rewrites the projection rows of the records changed since `before`.
+/// Rewrites the projection rows of the records changed since `before`
+/// (those the new changes' operations touch).
 /// Returns how many records were touched.
 pub fn project(
     tx: &Transaction<'_>,
@@ -38,8 +39,14 @@ pub fn project(
         }
         return Ok(records.len());
     }
-    let after = doc.get_heads();
-    let ids = catalogue::changed_records(&doc.diff(before, &after));
+    let changes = doc.get_changes(before);
+    let ids = match catalogue::records_touched(doc, &changes) {
+        Some(ids) => ids,
+        None => {
+            let after = doc.get_heads();
+            catalogue::changed_records(&doc.diff(before, &after))
+        }
+    };
     for id in &ids {
         match catalogue::read_record(doc, id) {
             Some(record) => upsert(tx, bucket, &record)?,

@@ -200,29 +200,21 @@ impl DocStore for NodeDocStore {
     }
 
     async fn persist_received(&self, doc_id: &DocId, bytes: &[u8]) -> Result<(), StoreError> {
-        let doc_id = doc_id.clone();
-        let bytes = bytes.to_vec();
+        let (doc_id, bytes) = (doc_id.clone(), bytes.to_vec());
         self.store
-            .call(move |c| {
-                let actor = shared::node_actor(c)?;
-                let Some(mut doc) = shared::load(c, &doc_id, &actor)? else {
-                    // A document this node never had (a bootstrap): the
-                    // received bytes are stored as its snapshot.
-                    let mut doc = clps_model::docs::load_doc(&doc_id, &bytes, &actor)?;
-                    let tx = c.transaction()?;
-                    shared::store_new(&tx, &doc_id, &mut doc, bytes)?;
-                    tx.commit()?;
-                    return Ok(());
-                };
-                let before = doc.get_heads();
-                doc.load_incremental(&bytes).map_err(|e| {
-                    StoreError::Invalid(format!("document {doc_id} reçu illisible : {e}"))
-                })?;
-                let tx = c.transaction()?;
-                shared::store(&tx, &doc_id, &mut doc, &before, false)?;
-                tx.commit()?;
-                Ok(())
-            })
+            .call(move |c| persist(c, &doc_id, bytes, None))
+            .await
+    }
+
+    async fn persist_snapshot(
+        &self,
+        doc_id: &DocId,
+        bytes: Vec<u8>,
+        loaded: Option<automerge::AutoCommit>,
+    ) -> Result<(), StoreError> {
+        let doc_id = doc_id.clone();
+        self.store
+            .call(move |c| persist(c, &doc_id, bytes, loaded))
             .await
     }
 
@@ -317,4 +309,31 @@ pub fn last_sync(conn: &rusqlite::Connection) -> Result<Option<(i64, u64, u64)>,
             parts.next()?.parse().ok()?,
         ))
     }))
+}
+
+/// Merges received bytes into the stored document, or stores them as the
+/// snapshot of a document this node never had (a bootstrap), loaded from
+/// `loaded` when the caller already did it.
+fn persist(
+    c: &mut rusqlite::Connection,
+    doc_id: &DocId,
+    bytes: Vec<u8>,
+    loaded: Option<automerge::AutoCommit>,
+) -> Result<(), StoreError> {
+    let actor = shared::node_actor(c)?;
+    let Some(mut doc) = shared::load(c, doc_id, &actor)? else {
+        let loaded = loaded.or_else(|| automerge::AutoCommit::load(&bytes).ok());
+        let mut doc = clps_model::docs::load_doc_with(doc_id, &bytes, loaded, &actor)?;
+        let tx = c.transaction()?;
+        shared::store_new(&tx, doc_id, &mut doc, bytes)?;
+        tx.commit()?;
+        return Ok(());
+    };
+    let before = doc.get_heads();
+    doc.load_incremental(&bytes)
+        .map_err(|e| StoreError::Invalid(format!("document {doc_id} reçu illisible : {e}")))?;
+    let tx = c.transaction()?;
+    shared::store(&tx, doc_id, &mut doc, &before, false)?;
+    tx.commit()?;
+    Ok(())
 }

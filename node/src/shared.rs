@@ -158,6 +158,15 @@ fn from_cache(
     Ok(Some(doc))
 }
 
+/// A document's heads and chunk count, from the covering index: the row
+/// itself holds the snapshot before them (migration 0004).
+pub(crate) const SELECT_HEADS: &str =
+    "SELECT heads, n_chunks FROM shared_docs INDEXED BY shared_docs_heads WHERE doc_id = ?1";
+
+/// Every document's heads, from the covering index.
+pub(crate) const LIST_HEADS: &str =
+    "SELECT doc_id, heads FROM shared_docs INDEXED BY shared_docs_heads ORDER BY doc_id";
+
 /// Loads a document, or `None` when this node has never had it.
 pub fn load(
     conn: &Connection,
@@ -166,11 +175,7 @@ pub fn load(
 ) -> Result<Option<AutoCommit>, StoreError> {
     let key = doc_id.to_string();
     let Some((heads, n_chunks)): Option<(String, i64)> = conn
-        .query_row(
-            "SELECT heads, n_chunks FROM shared_docs WHERE doc_id = ?1",
-            [&key],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
+        .query_row(SELECT_HEADS, [&key], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?
     else {
         return Ok(None);
@@ -226,11 +231,7 @@ pub fn store(
         return Ok(());
     }
     let existing: Option<(i64, String)> = tx
-        .query_row(
-            "SELECT n_chunks, heads FROM shared_docs WHERE doc_id = ?1",
-            [&key],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
+        .query_row(SELECT_HEADS, [&key], |r| Ok((r.get(1)?, r.get(0)?)))
         .optional()?;
     // Callers load inside the write transaction, so the copy in hand is the
     // stored one. If it is not (a document loaded before the transaction
@@ -354,7 +355,7 @@ fn load_raw(conn: &Connection, key: &str) -> Result<AutoCommit, StoreError> {
 
 /// Every shared document this node holds, with its stored heads.
 pub fn list(conn: &Connection) -> Result<Vec<(String, String)>, StoreError> {
-    let mut stmt = conn.prepare("SELECT doc_id, heads FROM shared_docs ORDER BY doc_id")?;
+    let mut stmt = conn.prepare_cached(LIST_HEADS)?;
     let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }

@@ -347,18 +347,21 @@ impl Session {
     async fn snapshot(&mut self, doc_id: &str) -> Result<pb::ServerMessage, DocRefusal> {
         let doc_id = DocId::parse(doc_id)?;
         self.role(&doc_id)?;
-        let entry = self
-            .ctx
-            .docs
-            .get(&doc_id, false)
-            .await?
-            .ok_or(DocRefusal::NotFound)?;
-        let (bytes, heads) = {
-            let mut guard = entry.lock().await;
-            if !guard.exists() {
-                return Err(DocRefusal::NotFound);
+        let (bytes, heads) = match self.ctx.docs.stored_snapshot(&doc_id).await? {
+            Some((bytes, heads)) => (Arc::new(bytes), heads),
+            None => {
+                let entry = self
+                    .ctx
+                    .docs
+                    .get(&doc_id, false)
+                    .await?
+                    .ok_or(DocRefusal::NotFound)?;
+                let mut guard = entry.lock().await;
+                if !guard.exists() {
+                    return Err(DocRefusal::NotFound);
+                }
+                (guard.snapshot(), guard.doc.get_heads())
             }
-            (guard.snapshot(), guard.doc.get_heads())
         };
         // Headroom for the envelope around the document bytes.
         let limit = self.ctx.limits.max_message_bytes.saturating_sub(64 * 1024);

@@ -29,7 +29,7 @@ pub use catalogue::{
     conflicts, duplicate_candidates, merge_records,
 };
 pub use ids::{CATALOGUE_BUCKETS, DocId, DocIdError, DocKind, SpaceId};
-pub use schema::{DocError, SCHEMA_VERSION, create_doc, genesis_change, load_doc};
+pub use schema::{DocError, SCHEMA_VERSION, create_doc, genesis_change, load_doc, load_doc_with};
 pub use stats::StatsDoc;
 pub use survey::SurveyDoc;
 pub use validate::{ValidationError, causal_order, validate_change, validate_changes};

@@ -129,12 +129,23 @@ pub fn create_doc(doc_id: &DocId, actor: &CentreActor) -> Result<AutoCommit, Doc
 /// only) are completed with it, so loading never depends on which node made
 /// the document first.
 pub fn load_doc(doc_id: &DocId, bytes: &[u8], actor: &CentreActor) -> Result<AutoCommit, DocError> {
+    load_doc_with(doc_id, bytes, AutoCommit::load(bytes).ok(), actor)
+}
+
+/// [`load_doc`] for bytes already loaded with `AutoCommit::load` (`loaded`,
+/// `None` if that failed), e.g. on another thread while this one was busy.
+pub fn load_doc_with(
+    doc_id: &DocId,
+    bytes: &[u8],
+    loaded: Option<AutoCommit>,
+    actor: &CentreActor,
+) -> Result<AutoCommit, DocError> {
     // A saved document that holds its genesis (the usual case) loads in one
     // pass; replaying it onto a genesis document applies its changes one by
     // one, several times slower on a large catalogue bucket.
     let mut genesis = genesis_doc(doc_id)?;
     let genesis_hash = genesis.get_heads();
-    let direct = AutoCommit::load(bytes).ok().filter(|doc| {
+    let direct = loaded.filter(|doc| {
         genesis_hash
             .iter()
             .all(|h| doc.get_change_by_hash(h).is_some())

@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use automerge::{Automerge, ChangeHash, ReadDoc};
+use automerge::{AutoCommit, Automerge, ChangeHash, ReadDoc};
 use clps_model::docs::{DocId, SpaceId};
 use clps_model::sync::{DocPeer, Effect, accept_all, digest_by_space};
 use clps_proto::pb;
@@ -120,6 +120,59 @@ async fn hello_with_heads(
     ))
 }
 
+/// A message from the hub; a snapshot comes already loaded.
+struct Ahead {
+    message: pb::ServerMessage,
+    loaded: Option<AutoCommit>,
+}
+
+/// Aborts the read-ahead task when the session ends.
+struct Reader(tokio::task::JoinHandle<()>);
+
+impl Drop for Reader {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Reads the hub's stream one message ahead of the engine and loads each
+/// snapshot on a blocking thread: during a bootstrap the next document is
+/// loaded (Automerge, one core) while the engine stores the previous one
+/// (projection and full-text index, the store's thread). Order is kept.
+fn read_ahead(
+    mut inbound: tonic::Streaming<pb::ServerMessage>,
+) -> (mpsc::Receiver<Result<Ahead, tonic::Status>>, Reader) {
+    let (tx, rx) = mpsc::channel(1);
+    let task = tokio::spawn(async move {
+        loop {
+            let ahead = match inbound.message().await {
+                Ok(Some(message)) => match &message.kind {
+                    Some(ServerKind::Snapshot(snapshot)) => {
+                        let bytes = snapshot.document.clone();
+                        let loaded =
+                            tokio::task::spawn_blocking(move || AutoCommit::load(&bytes).ok())
+                                .await
+                                .ok()
+                                .flatten();
+                        Ok(Ahead { message, loaded })
+                    }
+                    _ => Ok(Ahead {
+                        message,
+                        loaded: None,
+                    }),
+                },
+                Ok(None) => break,
+                Err(status) => Err(status),
+            };
+            let failed = ahead.is_err();
+            if tx.send(ahead).await.is_err() || failed {
+                break;
+            }
+        }
+    });
+    (rx, Reader(task))
+}
+
 pub async fn run_session(
     config: &LinkConfig,
     store: &impl DocStore,
@@ -143,7 +196,8 @@ pub async fn run_session(
     let (hello, hello_heads) = hello_with_heads(config, store).await?;
     engine.hello_heads = hello_heads;
     engine.send(hello).await?;
-    let mut inbound = client.session(ReceiverStream::new(rx)).await?.into_inner();
+    let inbound = client.session(ReceiverStream::new(rx)).await?.into_inner();
+    let (mut inbound, _reader) = read_ahead(inbound);
     let mut poll = tokio::time::interval(config.local_poll);
     poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // Serve mode looks at the store's data version every WATCH and lists
@@ -171,8 +225,9 @@ pub async fn run_session(
             reported = false;
         }
         tokio::select! {
-            message = inbound.message() => match message? {
-                Some(message) => engine.on_message(message).await?,
+            message = inbound.recv() => match message {
+                Some(Ok(ahead)) => engine.on_message(ahead.message, ahead.loaded).await?,
+                Some(Err(status)) => return Err(status.into()),
                 None if mode == Mode::Once => return Err(LinkError::Closed),
                 None => break,
             },
@@ -339,13 +394,17 @@ impl<S: DocStore> Engine<'_, S> {
         Ok(())
     }
 
-    async fn on_message(&mut self, message: pb::ServerMessage) -> Result<(), LinkError> {
+    async fn on_message(
+        &mut self,
+        message: pb::ServerMessage,
+        loaded: Option<AutoCommit>,
+    ) -> Result<(), LinkError> {
         self.report.messages_down += 1;
         self.report.payload_bytes_down += u64::try_from(message.encoded_len()).unwrap_or(0);
         match message.kind {
             Some(ServerKind::Welcome(welcome)) => self.on_welcome(welcome).await,
             Some(ServerKind::Sync(sync)) => self.on_sync(sync).await,
-            Some(ServerKind::Snapshot(snapshot)) => self.on_snapshot(snapshot).await,
+            Some(ServerKind::Snapshot(snapshot)) => self.on_snapshot(snapshot, loaded).await,
             Some(ServerKind::Idle(idle)) => self.on_idle(idle).await,
             Some(ServerKind::Error(error)) => {
                 self.on_error(error);
@@ -514,7 +573,11 @@ impl<S: DocStore> Engine<'_, S> {
         self.check_converged(&doc_id).await
     }
 
-    async fn on_snapshot(&mut self, snapshot: pb::Snapshot) -> Result<(), LinkError> {
+    async fn on_snapshot(
+        &mut self,
+        snapshot: pb::Snapshot,
+        loaded: Option<AutoCommit>,
+    ) -> Result<(), LinkError> {
         let doc_id = parse_doc_id(&snapshot.doc_id)?;
         let hub_heads = heads_from_pb(&snapshot.heads)?;
         let before = self.load_local(&doc_id).await?.stats().num_changes;
@@ -522,7 +585,7 @@ impl<S: DocStore> Engine<'_, S> {
         // edits made while it was on its way are merged, never replaced.
         if let Err(e) = self
             .store
-            .persist_received(&doc_id, &snapshot.document)
+            .persist_snapshot(&doc_id, snapshot.document, loaded)
             .await
         {
             if !S::is_unreadable(&e) {

@@ -57,6 +57,20 @@ pub trait DocStore: Send + Sync {
         bytes: &[u8],
     ) -> impl Future<Output = Result<(), Self::Error>> + Send;
 
+    /// [`DocStore::persist_received`] for a whole document the hub sent (a
+    /// bootstrap): `loaded` is `AutoCommit::load(&bytes)`, done on another
+    /// thread while the previous document was being stored (`None` if it
+    /// failed), so that the store need not load it again.
+    fn persist_snapshot(
+        &self,
+        doc_id: &DocId,
+        bytes: Vec<u8>,
+        loaded: Option<automerge::AutoCommit>,
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send {
+        drop(loaded);
+        async move { self.persist_received(doc_id, &bytes).await }
+    }
+
     /// A number that changes whenever anything is committed to the store
     /// (by this process or another), cheap enough to ask every few
     /// milliseconds: a serving link looks for local changes only when it

@@ -22,6 +22,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0003_survey_answers.sql",
         include_str!("../../../migrations/node/0003_survey_answers.sql"),
     ),
+    (
+        "0004_shared_docs_heads.sql",
+        include_str!("../../../migrations/node/0004_shared_docs_heads.sql"),
+    ),
 ];
 
 /// The schema version this binary writes.
@@ -76,6 +80,31 @@ mod tests {
             .query_row("PRAGMA foreign_key_check", [], |r| r.get(0))
             .unwrap_or_else(|_| "ok".into());
         assert_eq!(check, "ok");
+    }
+
+    /// The reads a serving node makes after every commit never reach the
+    /// snapshots: they are answered from the covering index.
+    #[test]
+    fn heads_are_read_without_the_snapshots() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        apply(&mut conn).unwrap();
+        for sql in [crate::shared::LIST_HEADS, crate::shared::SELECT_HEADS] {
+            let plan: Vec<String> = conn
+                .prepare(&format!(
+                    "EXPLAIN QUERY PLAN {}",
+                    sql.replace("?1", "'catalogue/001'")
+                ))
+                .unwrap()
+                .query_map([], |r| r.get::<_, String>(3))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap();
+            assert!(
+                plan.iter()
+                    .any(|step| step.contains("COVERING INDEX shared_docs_heads")),
+                "{sql}: {plan:?}"
+            );
+        }
     }
 
     #[test]
