@@ -726,26 +726,23 @@ impl Drop for TempDir {
     }
 }
 
-/// What one build thread returns: its documents with their layout index,
-/// and its time on a CPU (ms).
-pub type ThreadBuild = anyhow::Result<(Vec<(usize, CatalogueDoc)>, f64)>;
-
 /// Builds every document, spread over the cores (documents are
-/// independent). Returns the documents in layout order and the threads'
-/// summed time on a CPU.
-pub fn build_docs(
+/// independent), handing each to `built` (with its layout index) as soon as
+/// it is done; `built` returns false to stop. Returns the build threads'
+/// summed time on a CPU (ms).
+pub fn build_docs_each(
     layout: &[(u16, Vec<GenRecord>)],
     actors: &[CentreActor],
-) -> anyhow::Result<(Vec<CatalogueDoc>, f64)> {
+    built: &(dyn Fn(usize, CatalogueDoc) -> bool + Sync),
+) -> anyhow::Result<f64> {
     let threads = std::thread::available_parallelism()
         .map_or(1, usize::from)
         .min(layout.len().max(1));
-    let results: Vec<ThreadBuild> = std::thread::scope(|scope| {
+    let results: Vec<anyhow::Result<f64>> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..threads)
             .map(|t| {
-                scope.spawn(move || -> ThreadBuild {
+                scope.spawn(move || -> anyhow::Result<f64> {
                     let started = thread_cpu_ms();
-                    let mut out = Vec::new();
                     for (i, (bucket, records)) in layout.iter().enumerate().skip(t).step_by(threads)
                     {
                         let first = records.first().map_or(0, |r| r.creator);
@@ -753,9 +750,11 @@ pub fn build_docs(
                         for record in records {
                             doc = write_record(doc, record, actors)?;
                         }
-                        out.push((i, doc));
+                        if !built(i, doc) {
+                            anyhow::bail!("the documents built are no longer wanted");
+                        }
                     }
-                    Ok((out, thread_cpu_ms() - started))
+                    Ok(thread_cpu_ms() - started)
                 })
             })
             .collect();
@@ -767,16 +766,23 @@ pub fn build_docs(
             })
             .collect()
     });
-    let mut docs: Vec<Option<CatalogueDoc>> = (0..layout.len()).map(|_| None).collect();
-    let mut cpu_ms = 0.0;
-    for result in results {
-        let (built, busy) = result?;
-        cpu_ms += busy;
-        for (i, doc) in built {
-            docs[i] = Some(doc);
-        }
-    }
+    results.into_iter().sum()
+}
+
+/// Builds every document, spread over the cores. Returns the documents in
+/// layout order and the threads' summed time on a CPU.
+pub fn build_docs(
+    layout: &[(u16, Vec<GenRecord>)],
+    actors: &[CentreActor],
+) -> anyhow::Result<(Vec<CatalogueDoc>, f64)> {
+    let docs: std::sync::Mutex<Vec<Option<CatalogueDoc>>> =
+        std::sync::Mutex::new((0..layout.len()).map(|_| None).collect());
+    let cpu_ms = build_docs_each(layout, actors, &|i, doc| {
+        docs.lock().map(|mut d| d[i] = Some(doc)).is_ok()
+    })?;
     let docs = docs
+        .into_inner()
+        .map_err(|_| anyhow::anyhow!("a build thread panicked"))?
         .into_iter()
         .collect::<Option<Vec<_>>>()
         .ok_or_else(|| anyhow::anyhow!("a document was not built"))?;

@@ -158,14 +158,13 @@ fn from_cache(
     Ok(Some(doc))
 }
 
-/// A document's heads and chunk count, from the covering index: the row
-/// itself holds the snapshot before them (migration 0004).
+/// A document's current heads and chunk count (migration 0005: in rows of
+/// their own, away from the snapshots).
 pub(crate) const SELECT_HEADS: &str =
-    "SELECT heads, n_chunks FROM shared_docs INDEXED BY shared_docs_heads WHERE doc_id = ?1";
+    "SELECT heads, n_chunks FROM shared_doc_heads WHERE doc_id = ?1";
 
-/// Every document's heads, from the covering index.
-pub(crate) const LIST_HEADS: &str =
-    "SELECT doc_id, heads FROM shared_docs INDEXED BY shared_docs_heads ORDER BY doc_id";
+/// Every document's current heads.
+pub(crate) const LIST_HEADS: &str = "SELECT doc_id, heads FROM shared_doc_heads ORDER BY doc_id";
 
 /// Loads a document, or `None` when this node has never had it.
 pub fn load(
@@ -276,18 +275,13 @@ pub fn store(
                 params![key, n + 1, chunk],
             )?;
             tx.execute(
-                "UPDATE shared_docs SET heads = ?2, n_chunks = ?3 WHERE doc_id = ?1",
+                "UPDATE shared_doc_heads SET heads = ?2, n_chunks = ?3 WHERE doc_id = ?1",
                 params![key, heads_text(&after), n + 1],
             )?;
         }
         _ => {
             let snapshot = doc.save();
-            tx.execute(
-                "INSERT INTO shared_docs (doc_id, snapshot, heads, n_chunks) VALUES (?1, ?2, ?3, 0)
-                 ON CONFLICT (doc_id) DO UPDATE SET snapshot = excluded.snapshot,
-                   heads = excluded.heads, n_chunks = 0",
-                params![key, snapshot, heads_text(&after)],
-            )?;
+            write_snapshot(tx, &key, &snapshot, &heads_text(&after))?;
             tx.execute("DELETE FROM shared_doc_chunks WHERE doc_id = ?1", [&key])?;
         }
     }
@@ -319,18 +313,40 @@ pub fn store_new(
     saved: Vec<u8>,
 ) -> Result<(), StoreError> {
     let key = doc_id.to_string();
-    let inserted = tx.execute(
-        "INSERT INTO shared_docs (doc_id, snapshot, heads, n_chunks) VALUES (?1, ?2, ?3, 0)
-         ON CONFLICT (doc_id) DO NOTHING",
-        params![key, saved, heads_text(&doc.get_heads())],
-    )?;
-    if inserted == 0 {
+    let known: Option<i64> = tx
+        .query_row("SELECT 1 FROM shared_docs WHERE doc_id = ?1", [&key], |r| {
+            r.get(0)
+        })
+        .optional()?;
+    if known.is_some() {
         return store(tx, doc_id, doc, &[], false);
     }
+    write_snapshot(tx, &key, &saved, &heads_text(&doc.get_heads()))?;
     if let DocKind::Catalogue { bucket } = doc_id.kind() {
         crate::catalogue::project(tx, *bucket, doc, &[])?;
     }
     remember(tx, &key, doc, 0);
+    Ok(())
+}
+
+/// Writes a document's snapshot and its heads (no chunk since).
+fn write_snapshot(
+    tx: &Transaction<'_>,
+    key: &str,
+    snapshot: &[u8],
+    heads: &str,
+) -> Result<(), StoreError> {
+    tx.execute(
+        "INSERT INTO shared_docs (doc_id, snapshot, heads, n_chunks) VALUES (?1, ?2, ?3, 0)
+         ON CONFLICT (doc_id) DO UPDATE SET snapshot = excluded.snapshot,
+           heads = excluded.heads, n_chunks = 0",
+        params![key, snapshot, heads],
+    )?;
+    tx.execute(
+        "INSERT INTO shared_doc_heads (doc_id, heads, n_chunks) VALUES (?1, ?2, 0)
+         ON CONFLICT (doc_id) DO UPDATE SET heads = excluded.heads, n_chunks = 0",
+        params![key, heads],
+    )?;
     Ok(())
 }
 
@@ -472,7 +488,7 @@ mod tests {
         let stored: String = Connection::open(dir.path().join("node.sqlite"))
             .unwrap()
             .query_row(
-                "SELECT heads FROM shared_docs WHERE doc_id = 'catalogue/003'",
+                "SELECT heads FROM shared_doc_heads WHERE doc_id = 'catalogue/003'",
                 [],
                 |r| r.get(0),
             )
@@ -578,7 +594,7 @@ mod tests {
             .call(move |c| {
                 let doc = load_bucket(c)?;
                 let n: i64 = c.query_row(
-                    "SELECT n_chunks FROM shared_docs WHERE doc_id = 'catalogue/007'",
+                    "SELECT n_chunks FROM shared_doc_heads WHERE doc_id = 'catalogue/007'",
                     [],
                     |r| r.get(0),
                 )?;

@@ -52,7 +52,8 @@ fn forge_into(db: &Path, victim: &str) -> automerge::ChangeHash {
     let conn = rusqlite::Connection::open(db).unwrap();
     let (id, snapshot, n): (String, Vec<u8>, i64) = conn
         .query_row(
-            "SELECT doc_id, snapshot, n_chunks FROM shared_docs WHERE doc_id LIKE 'catalogue/%' LIMIT 1",
+            "SELECT d.doc_id, d.snapshot, h.n_chunks FROM shared_docs d JOIN shared_doc_heads h USING (doc_id)
+             WHERE d.doc_id LIKE 'catalogue/%' LIMIT 1",
             [],
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )
@@ -88,7 +89,7 @@ fn forge_into(db: &Path, victim: &str) -> automerge::ChangeHash {
     )
     .unwrap();
     conn.execute(
-        "UPDATE shared_docs SET n_chunks = ?2 WHERE doc_id = ?1",
+        "UPDATE shared_doc_heads SET n_chunks = ?2 WHERE doc_id = ?1",
         rusqlite::params![id, n + 1],
     )
     .unwrap();

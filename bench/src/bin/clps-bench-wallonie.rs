@@ -37,7 +37,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use automerge::{Automerge, ChangeHash};
 use clap::Parser;
-use clps_bench::{GenRecord, Generator, actors, build_docs, load_average, machine, ms};
+use clps_bench::{GenRecord, Generator, actors, build_docs_each, load_average, machine, ms};
 use clps_hub::identity::Identity;
 use clps_hub::{Config, pki};
 use clps_model::CentreId;
@@ -188,12 +188,24 @@ async fn run(args: &Args, net: &mut Network, started: Instant) -> anyhow::Result
         .iter()
         .map(|(_, r)| r.iter().map(|r| r.id.clone()).collect())
         .collect();
-    let (docs, _) = build_docs(&layout, &writers)?;
-    drop(layout);
-
-    step(started, "writing the catalogue into a node database");
+    step(
+        started,
+        "writing them into a node database as they are built",
+    );
+    // Three busy threads on two cores: the two builders and the store's.
+    let n_docs = layout.len();
+    let (built, arriving) = tokio::sync::mpsc::channel(4);
+    let builder = tokio::task::spawn_blocking(move || {
+        build_docs_each(&layout, &writers, &|_, doc| {
+            built.blocking_send(doc).is_ok()
+        })
+    });
     let template = net.dir.join("template");
-    let snapshots = write_template(&template, docs).await?;
+    let snapshots = write_template(&template, arriving, n_docs).await;
+    // A failed write stops the builders: its error is the one to report.
+    let built = builder.await?;
+    let snapshots = snapshots?;
+    built?;
     figures.catalogue_docs = snapshots.len();
     figures.catalogue_bytes = snapshots.iter().map(|(_, b, _)| b.len() as u64).sum();
 
@@ -267,6 +279,23 @@ async fn run(args: &Args, net: &mut Network, started: Instant) -> anyhow::Result
         figures.reconnect_s, figures.reconnect_bytes
     );
 
+    // While the network is quiet, as staff search between edits.
+    step(
+        started,
+        &format!("search: {} queries on one node", args.searches),
+    );
+    let searches = search(
+        &net.node_dir("charleroi-thuin").join("node.sqlite"),
+        args.searches,
+        &mut generator,
+    )?;
+    figures.search_p50_ms = percentile(&searches, 0.50);
+    figures.search_p99_ms = percentile(&searches, 0.99);
+    eprintln!(
+        "  search p50 {:.2} ms, p99 {:.2} ms",
+        figures.search_p50_ms, figures.search_p99_ms
+    );
+
     let stores = net.open_stores()?;
     let mut rng = ChaCha8Rng::seed_from_u64(SEED + 1);
     // The working set: the records of a few buckets, each first edited
@@ -305,12 +334,15 @@ async fn run(args: &Args, net: &mut Network, started: Instant) -> anyhow::Result
             args.edits, args.edit_gap_ms
         ),
     );
-    let picks: Vec<RecordId> = (0..args.edits)
-        .filter_map(|_| working.choose(&mut rng).cloned())
+    // Distinct records: a record edited twice could show the second edit
+    // before the first was seen, and the first would count as lost.
+    let picks: Vec<RecordId> = working
+        .choose_multiple(&mut rng, args.edits)
+        .cloned()
         .collect();
     let latencies = propagation(net, &stores, &picks, args.edit_gap_ms, false, &mut rng).await?;
     figures.propagation_edits = latencies.len();
-    figures.propagation_undelivered = args.edits.saturating_sub(latencies.len());
+    figures.propagation_undelivered = picks.len().saturating_sub(latencies.len());
     figures.propagation_p50_ms = percentile(&latencies, 0.50);
     figures.propagation_p99_ms = percentile(&latencies, 0.99);
     figures.propagation_max_ms = percentile(&latencies, 1.0);
@@ -342,18 +374,6 @@ async fn run(args: &Args, net: &mut Network, started: Instant) -> anyhow::Result
     figures.disk_bytes_per_record =
         sqlite_bytes(&net.node_dir("charleroi-thuin").join("node.sqlite")) as f64 / records;
 
-    step(
-        started,
-        &format!("search: {} queries on one node", args.searches),
-    );
-    let searches = search(
-        &net.node_dir("charleroi-thuin").join("node.sqlite"),
-        args.searches,
-        &mut generator,
-    )?;
-    figures.search_p50_ms = percentile(&searches, 0.50);
-    figures.search_p99_ms = percentile(&searches, 0.99);
-
     figures.load_average_end = load_average();
     figures.total_s = started.elapsed().as_secs_f64();
     step(started, "done");
@@ -365,15 +385,16 @@ async fn run(args: &Args, net: &mut Network, started: Instant) -> anyhow::Result
 /// document: id, saved bytes, heads.
 async fn write_template(
     dir: &Path,
-    docs: Vec<clps_model::docs::CatalogueDoc>,
+    mut docs: tokio::sync::mpsc::Receiver<clps_model::docs::CatalogueDoc>,
+    n: usize,
 ) -> anyhow::Result<Vec<(DocId, Vec<u8>, Vec<ChangeHash>)>> {
     let store = Store::open(dir, OpenMode::Create)?;
     let centre = CentreId::new("charleroi-thuin")?;
     store
         .call(move |c| clps_node::centre::init(c, &centre, *b"template"))
         .await?;
-    let n = docs.len();
-    for (i, doc) in docs.into_iter().enumerate() {
+    let mut i = 0;
+    while let Some(doc) = docs.recv().await {
         let bucket = doc.bucket();
         let mut doc = doc.into_automerge();
         store
@@ -384,17 +405,23 @@ async fn write_template(
                 Ok(())
             })
             .await?;
-        if (i + 1) % 32 == 0 || i + 1 == n {
-            eprint!("\r  {}/{n} documents", i + 1);
+        i += 1;
+        if i % 32 == 0 || i == n {
+            eprint!("\r  {i}/{n} documents");
         }
+    }
+    if i != n {
+        bail!("{i} documents built, {n} expected");
     }
     eprintln!();
     drop(store);
     let conn = rusqlite::Connection::open(dir.join("node.sqlite"))?;
     conn.busy_timeout(Duration::from_secs(30))?;
     conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
-    let mut stmt =
-        conn.prepare("SELECT doc_id, snapshot, heads, n_chunks FROM shared_docs ORDER BY doc_id")?;
+    let mut stmt = conn.prepare(
+        "SELECT d.doc_id, d.snapshot, h.heads, h.n_chunks FROM shared_docs d
+             JOIN shared_doc_heads h USING (doc_id) ORDER BY d.doc_id",
+    )?;
     let mut out = Vec::new();
     let rows = stmt.query_map([], |r| {
         Ok((

@@ -26,6 +26,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0004_shared_docs_heads.sql",
         include_str!("../../../migrations/node/0004_shared_docs_heads.sql"),
     ),
+    (
+        "0005_shared_doc_heads.sql",
+        include_str!("../../../migrations/node/0005_shared_doc_heads.sql"),
+    ),
 ];
 
 /// The schema version this binary writes.
@@ -82,8 +86,9 @@ mod tests {
         assert_eq!(check, "ok");
     }
 
-    /// The reads a serving node makes after every commit never reach the
-    /// snapshots: they are answered from the covering index.
+    /// The reads a serving node makes after every commit, and the write of
+    /// every stored change, never touch a snapshot: heads live in rows of
+    /// their own.
     #[test]
     fn heads_are_read_without_the_snapshots() {
         let mut conn = Connection::open_in_memory().unwrap();
@@ -100,11 +105,35 @@ mod tests {
                 .collect::<Result<_, _>>()
                 .unwrap();
             assert!(
-                plan.iter()
-                    .any(|step| step.contains("COVERING INDEX shared_docs_heads")),
+                plan.iter().all(|step| !step.contains("shared_docs ")),
                 "{sql}: {plan:?}"
             );
         }
+    }
+
+    /// A database written before migration 0005 keeps every document's
+    /// current heads.
+    #[test]
+    fn heads_move_to_their_own_rows() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        let tx = conn.transaction().unwrap();
+        for (_, sql) in &MIGRATIONS[..4] {
+            tx.execute_batch(sql).unwrap();
+        }
+        tx.pragma_update(None, "user_version", 4).unwrap();
+        tx.execute(
+            "INSERT INTO shared_docs (doc_id, snapshot, heads, n_chunks) VALUES ('catalogue/001', X'00', 'ab', 3)",
+            [],
+        )
+        .unwrap();
+        tx.commit().unwrap();
+        apply(&mut conn).unwrap();
+        let row: (String, i64) = conn
+            .query_row(crate::shared::SELECT_HEADS, ["catalogue/001"], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .unwrap();
+        assert_eq!(row, ("ab".to_owned(), 3));
     }
 
     #[test]
