@@ -35,7 +35,7 @@ pub fn project(
         // character of every description.
         let records = catalogue::read_records(doc);
         for record in &records {
-            upsert(tx, bucket, record)?;
+            insert_new(tx, bucket, record)?;
         }
         return Ok(records.len());
     }
@@ -132,6 +132,77 @@ fn upsert(tx: &Transaction<'_>, bucket: u16, r: &Record) -> Result<(), StoreErro
     }
     let mut holding = tx.prepare_cached(
         "INSERT INTO catalogue_holdings (record_id, centre, copies, shelf_mark, availability)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?;
+    for (centre, h) in &r.holdings {
+        holding.execute(params![
+            id,
+            centre.as_str(),
+            h.copies,
+            h.shelf_mark,
+            h.availability.code()
+        ])?;
+    }
+    Ok(())
+}
+
+/// [`upsert`] for a record of a bucket this node did not hold, so with no
+/// row yet: plain inserts, without the lookups and deletes that clear an
+/// old row (a bootstrap inserts 200,000). Should a row exist after all, the
+/// record goes through [`upsert`].
+fn insert_new(tx: &Transaction<'_>, bucket: u16, r: &Record) -> Result<(), StoreError> {
+    let id = r.id.as_str();
+    let f = &r.fields;
+    let inserted = tx
+        .prepare_cached(
+            "INSERT INTO catalogue (record_id, bucket, title, doc_type, creator, publisher, year,
+               age_min, age_max, description, conditions, merged_into, created_by, last_edited_by)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
+             ON CONFLICT (record_id) DO NOTHING",
+        )?
+        .execute(params![
+            id,
+            bucket,
+            f.title,
+            f.doc_type,
+            f.creator,
+            f.publisher,
+            f.year,
+            f.age_min,
+            f.age_max,
+            f.description,
+            f.conditions_of_use,
+            r.merged_into.as_ref().map(RecordId::as_str),
+            r.created_by.as_ref().map(|c| c.as_str()),
+            r.last_edited_by.as_ref().map(|c| c.as_str()),
+        ])?;
+    if inserted == 0 {
+        return upsert(tx, bucket, r);
+    }
+    let rowid = tx.last_insert_rowid();
+    tx.prepare_cached(
+        "INSERT INTO catalogue_fts (rowid, title, creator, publisher, description, themes)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(params![
+        rowid,
+        f.title,
+        f.creator,
+        f.publisher,
+        f.description,
+        theme_labels(r)
+    ])?;
+    let mut theme = tx.prepare_cached("INSERT OR IGNORE INTO catalogue_themes VALUES (?1, ?2)")?;
+    for t in &f.themes {
+        theme.execute(params![id, t])?;
+    }
+    let mut public =
+        tx.prepare_cached("INSERT OR IGNORE INTO catalogue_publics VALUES (?1, ?2)")?;
+    for p in &f.publics {
+        public.execute(params![id, p])?;
+    }
+    let mut holding = tx.prepare_cached(
+        "INSERT OR REPLACE INTO catalogue_holdings (record_id, centre, copies, shelf_mark, availability)
          VALUES (?1, ?2, ?3, ?4, ?5)",
     )?;
     for (centre, h) in &r.holdings {

@@ -281,8 +281,17 @@ fn prepare(mut conn: Connection, path: &Path, mode: OpenMode) -> Result<Connecti
             tracing::warn!("journal mode is {mode}, not wal");
         }
     }
-    conn.execute_batch("PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;")
-        .map_err(fail)?;
+    // A page cache of 64 MiB (SQLite's default is 2 MiB): with the whole
+    // catalogue projected (about 1 GB at 200,000 records) the B-tree and
+    // full-text index pages a write walks are read again from the file at
+    // every insert otherwise; a bootstrap spent a third of its time there.
+    // A checkpoint every 16 MiB of WAL instead of 4 MiB writes pages that
+    // several commits touch once.
+    conn.execute_batch(
+        "PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;
+         PRAGMA cache_size = -65536; PRAGMA wal_autocheckpoint = 4096;",
+    )
+    .map_err(fail)?;
     // Write transactions take the write lock when they begin: a deferred
     // transaction that read first could not upgrade once the sync link (a
     // second process: `clps-node serve`) had committed, and would fail at
