@@ -285,11 +285,8 @@ fn prepare(mut conn: Connection, path: &Path, mode: OpenMode) -> Result<Connecti
     // catalogue projected (about 1 GB at 200,000 records) the B-tree and
     // full-text index pages a write walks are read again from the file at
     // every insert otherwise; a bootstrap spent a third of its time there.
-    // A checkpoint every 16 MiB of WAL instead of 4 MiB writes pages that
-    // several commits touch once.
     conn.execute_batch(
-        "PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;
-         PRAGMA cache_size = -65536; PRAGMA wal_autocheckpoint = 4096;",
+        "PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL; PRAGMA cache_size = -65536;",
     )
     .map_err(fail)?;
     // Write transactions take the write lock when they begin: a deferred
