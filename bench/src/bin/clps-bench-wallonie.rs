@@ -11,15 +11,20 @@
 //! - **floor**: `Automerge::load()` of the same saved documents, in this
 //!   process, one after the other;
 //! - **reconnect**: the same node, now up to date, syncs again;
-//! - **propagation**: edits at random serving nodes, one every
-//!   `--edit-gap-ms`; the time until every other serving node's database
-//!   shows each one (polled every millisecond);
-//! - **throughput**: all ten nodes edit as fast as they can for
-//!   `--throughput-seconds`; accepted changes per second at the hub (its
-//!   Prometheus counter), until the hub has accepted every edit made;
+//! - **search**: local catalogue search on a node's database, p50 and p99,
+//!   while the network is quiet;
+//! - **first edit of a bucket**: the working set is the records of
+//!   `--working-buckets` buckets; each is first edited once, alone, while no
+//!   process holds it in memory (every process loads it on the way);
+//! - **propagation**: edits of distinct working-set records at random
+//!   serving nodes, one every `--edit-gap-ms` after the previous one is
+//!   written; the time until every other serving node's database shows each
+//!   one (polled every millisecond; `propagation.csv` in the work directory);
+//! - **throughput**: all ten nodes edit working-set records as fast as they
+//!   can for `--throughput-seconds`; changes per second the hub accepted
+//!   meanwhile (its Prometheus counter);
 //! - **memory and disk**: peak RSS (`VmHWM`) of the hub and of the serving
-//!   nodes; database bytes per catalogue record at the hub and at a node;
-//! - **search**: local catalogue search on a node's database, p50 and p99.
+//!   nodes; database bytes per catalogue record at the hub and at a node.
 //!
 //! The setup is not measured: the catalogue is built in this process and
 //! written into the hub's and the nodes' databases as the state they reach
