@@ -67,22 +67,22 @@ fn theme_labels(record: &Record) -> String {
         .join(" ")
 }
 
-fn upsert(tx: &Transaction<'_>, bucket: u16, r: &Record) -> Result<(), StoreError> {
-    let id = r.id.as_str();
+/// The catalogue row of a record: `INSERT` with `on_conflict` appended.
+/// Returns the number of rows written.
+fn write_row(
+    tx: &Transaction<'_>,
+    bucket: u16,
+    r: &Record,
+    on_conflict: &str,
+) -> Result<usize, StoreError> {
     let f = &r.fields;
-    tx.prepare_cached(
+    let sql = format!(
         "INSERT INTO catalogue (record_id, bucket, title, doc_type, creator, publisher, year, age_min,
            age_max, description, conditions, merged_into, created_by, last_edited_by)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
-         ON CONFLICT (record_id) DO UPDATE SET bucket = excluded.bucket, title = excluded.title,
-           doc_type = excluded.doc_type, creator = excluded.creator, publisher = excluded.publisher,
-           year = excluded.year, age_min = excluded.age_min, age_max = excluded.age_max,
-           description = excluded.description, conditions = excluded.conditions,
-           merged_into = excluded.merged_into, created_by = excluded.created_by,
-           last_edited_by = excluded.last_edited_by",
-    )?
-    .execute(params![
-        id,
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14) {on_conflict}"
+    );
+    Ok(tx.prepare_cached(&sql)?.execute(params![
+        r.id.as_str(),
         bucket,
         f.title,
         f.doc_type,
@@ -96,90 +96,15 @@ fn upsert(tx: &Transaction<'_>, bucket: u16, r: &Record) -> Result<(), StoreErro
         r.merged_into.as_ref().map(RecordId::as_str),
         r.created_by.as_ref().map(|c| c.as_str()),
         r.last_edited_by.as_ref().map(|c| c.as_str()),
-    ])?;
-    let rowid: i64 = tx
-        .prepare_cached("SELECT rowid FROM catalogue WHERE record_id = ?1")?
-        .query_row([id], |row| row.get(0))?;
-    tx.prepare_cached("DELETE FROM catalogue_fts WHERE rowid = ?1")?
-        .execute([rowid])?;
-    tx.prepare_cached(
-        "INSERT INTO catalogue_fts (rowid, title, creator, publisher, description, themes)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-    )?
-    .execute(params![
-        rowid,
-        f.title,
-        f.creator,
-        f.publisher,
-        f.description,
-        theme_labels(r)
-    ])?;
-    for table in [
-        "catalogue_themes",
-        "catalogue_publics",
-        "catalogue_holdings",
-    ] {
-        tx.prepare_cached(&format!("DELETE FROM {table} WHERE record_id = ?1"))?
-            .execute([id])?;
-    }
-    let mut theme = tx.prepare_cached("INSERT INTO catalogue_themes VALUES (?1, ?2)")?;
-    for t in &f.themes {
-        theme.execute(params![id, t])?;
-    }
-    let mut public = tx.prepare_cached("INSERT INTO catalogue_publics VALUES (?1, ?2)")?;
-    for p in &f.publics {
-        public.execute(params![id, p])?;
-    }
-    let mut holding = tx.prepare_cached(
-        "INSERT INTO catalogue_holdings (record_id, centre, copies, shelf_mark, availability)
-         VALUES (?1, ?2, ?3, ?4, ?5)",
-    )?;
-    for (centre, h) in &r.holdings {
-        holding.execute(params![
-            id,
-            centre.as_str(),
-            h.copies,
-            h.shelf_mark,
-            h.availability.code()
-        ])?;
-    }
-    Ok(())
+    ])?)
 }
 
-/// [`upsert`] for a record of a bucket this node did not hold, so with no
-/// row yet: plain inserts, without the lookups and deletes that clear an
-/// old row (a bootstrap inserts 200,000). Should a row exist after all, the
-/// record goes through [`upsert`].
-fn insert_new(tx: &Transaction<'_>, bucket: u16, r: &Record) -> Result<(), StoreError> {
+/// The full-text entry and the theme, public and holding rows of a record
+/// whose old full-text entry is gone (or never existed); `rowid` is its
+/// catalogue row. A leftover theme, public or holding row is replaced.
+fn write_dependents(tx: &Transaction<'_>, rowid: i64, r: &Record) -> Result<(), StoreError> {
     let id = r.id.as_str();
     let f = &r.fields;
-    let inserted = tx
-        .prepare_cached(
-            "INSERT INTO catalogue (record_id, bucket, title, doc_type, creator, publisher, year,
-               age_min, age_max, description, conditions, merged_into, created_by, last_edited_by)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
-             ON CONFLICT (record_id) DO NOTHING",
-        )?
-        .execute(params![
-            id,
-            bucket,
-            f.title,
-            f.doc_type,
-            f.creator,
-            f.publisher,
-            f.year,
-            f.age_min,
-            f.age_max,
-            f.description,
-            f.conditions_of_use,
-            r.merged_into.as_ref().map(RecordId::as_str),
-            r.created_by.as_ref().map(|c| c.as_str()),
-            r.last_edited_by.as_ref().map(|c| c.as_str()),
-        ])?;
-    if inserted == 0 {
-        return upsert(tx, bucket, r);
-    }
-    let rowid = tx.last_insert_rowid();
     tx.prepare_cached(
         "INSERT INTO catalogue_fts (rowid, title, creator, publisher, description, themes)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -192,12 +117,12 @@ fn insert_new(tx: &Transaction<'_>, bucket: u16, r: &Record) -> Result<(), Store
         f.description,
         theme_labels(r)
     ])?;
-    let mut theme = tx.prepare_cached("INSERT OR IGNORE INTO catalogue_themes VALUES (?1, ?2)")?;
+    let mut theme = tx.prepare_cached("INSERT OR REPLACE INTO catalogue_themes VALUES (?1, ?2)")?;
     for t in &f.themes {
         theme.execute(params![id, t])?;
     }
     let mut public =
-        tx.prepare_cached("INSERT OR IGNORE INTO catalogue_publics VALUES (?1, ?2)")?;
+        tx.prepare_cached("INSERT OR REPLACE INTO catalogue_publics VALUES (?1, ?2)")?;
     for p in &f.publics {
         public.execute(params![id, p])?;
     }
@@ -215,6 +140,46 @@ fn insert_new(tx: &Transaction<'_>, bucket: u16, r: &Record) -> Result<(), Store
         ])?;
     }
     Ok(())
+}
+
+fn upsert(tx: &Transaction<'_>, bucket: u16, r: &Record) -> Result<(), StoreError> {
+    let id = r.id.as_str();
+    write_row(
+        tx,
+        bucket,
+        r,
+        "ON CONFLICT (record_id) DO UPDATE SET bucket = excluded.bucket, title = excluded.title,
+           doc_type = excluded.doc_type, creator = excluded.creator, publisher = excluded.publisher,
+           year = excluded.year, age_min = excluded.age_min, age_max = excluded.age_max,
+           description = excluded.description, conditions = excluded.conditions,
+           merged_into = excluded.merged_into, created_by = excluded.created_by,
+           last_edited_by = excluded.last_edited_by",
+    )?;
+    let rowid: i64 = tx
+        .prepare_cached("SELECT rowid FROM catalogue WHERE record_id = ?1")?
+        .query_row([id], |row| row.get(0))?;
+    tx.prepare_cached("DELETE FROM catalogue_fts WHERE rowid = ?1")?
+        .execute([rowid])?;
+    for table in [
+        "catalogue_themes",
+        "catalogue_publics",
+        "catalogue_holdings",
+    ] {
+        tx.prepare_cached(&format!("DELETE FROM {table} WHERE record_id = ?1"))?
+            .execute([id])?;
+    }
+    write_dependents(tx, rowid, r)
+}
+
+/// [`upsert`] for a record of a bucket this node did not hold, so with no
+/// row yet: plain inserts, without the lookups and deletes that clear an
+/// old row (a bootstrap inserts 200,000). Should a row exist after all, the
+/// record goes through [`upsert`].
+fn insert_new(tx: &Transaction<'_>, bucket: u16, r: &Record) -> Result<(), StoreError> {
+    if write_row(tx, bucket, r, "ON CONFLICT (record_id) DO NOTHING")? == 0 {
+        return upsert(tx, bucket, r);
+    }
+    write_dependents(tx, tx.last_insert_rowid(), r)
 }
 
 fn remove(tx: &Transaction<'_>, id: &RecordId) -> Result<(), StoreError> {
