@@ -373,7 +373,8 @@ impl Session {
         Metrics::add(&self.ctx.metrics.snapshots_sent, 1);
         Ok(server(ServerKind::Snapshot(pb::Snapshot {
             doc_id: doc_id.to_string(),
-            document: bytes.as_ref().clone(),
+            // A stored snapshot is ours alone: no copy of it.
+            document: Arc::try_unwrap(bytes).unwrap_or_else(|shared| shared.as_ref().clone()),
             heads: heads_to_pb(&heads),
         })))
     }
