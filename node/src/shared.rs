@@ -158,7 +158,7 @@ fn from_cache(
     Ok(Some(doc))
 }
 
-/// A document's current heads and chunk count (migration 0005: in rows of
+/// A document's current heads and chunk count (migration 0004: in rows of
 /// their own, away from the snapshots).
 pub(crate) const SELECT_HEADS: &str =
     "SELECT heads, n_chunks FROM shared_doc_heads WHERE doc_id = ?1";

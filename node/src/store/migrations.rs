@@ -23,12 +23,8 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("../../../migrations/node/0003_survey_answers.sql"),
     ),
     (
-        "0004_shared_docs_heads.sql",
-        include_str!("../../../migrations/node/0004_shared_docs_heads.sql"),
-    ),
-    (
-        "0005_shared_doc_heads.sql",
-        include_str!("../../../migrations/node/0005_shared_doc_heads.sql"),
+        "0004_shared_doc_heads.sql",
+        include_str!("../../../migrations/node/0004_shared_doc_heads.sql"),
     ),
 ];
 
@@ -111,16 +107,16 @@ mod tests {
         }
     }
 
-    /// A database written before migration 0005 keeps every document's
+    /// A database written before migration 0004 keeps every document's
     /// current heads.
     #[test]
     fn heads_move_to_their_own_rows() {
         let mut conn = Connection::open_in_memory().unwrap();
         let tx = conn.transaction().unwrap();
-        for (_, sql) in &MIGRATIONS[..4] {
+        for (_, sql) in &MIGRATIONS[..3] {
             tx.execute_batch(sql).unwrap();
         }
-        tx.pragma_update(None, "user_version", 4).unwrap();
+        tx.pragma_update(None, "user_version", 3).unwrap();
         tx.execute(
             "INSERT INTO shared_docs (doc_id, snapshot, heads, n_chunks) VALUES ('catalogue/001', X'00', 'ab', 3)",
             [],

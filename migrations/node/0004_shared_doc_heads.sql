@@ -1,7 +1,9 @@
 -- The current heads and chunk count of each shared document, in rows of
--- their own. They change with every stored change, and updating them in
--- shared_docs made SQLite read and compare the whole row, snapshot
--- included (hundreds of kB for a catalogue bucket), at every change.
+-- their own. In a shared_docs row they come after the snapshot blob
+-- (hundreds of kB for a catalogue bucket): SQLite walked the snapshot's
+-- overflow pages to read them (a serving node lists every document's heads
+-- after each commit) and read and compared the whole row to update them at
+-- every stored change.
 -- From this version on, shared_docs.heads and shared_docs.n_chunks describe
 -- the snapshot (written at each compaction) and this table the document.
 CREATE TABLE shared_doc_heads (
@@ -13,6 +15,3 @@ CREATE TABLE shared_doc_heads (
 
 INSERT INTO shared_doc_heads (doc_id, heads, n_chunks)
     SELECT doc_id, heads, n_chunks FROM shared_docs;
-
--- Migration 0004's covering index served the reads now made here.
-DROP INDEX shared_docs_heads;
