@@ -27,6 +27,8 @@ pub struct Metrics {
     pub payload_bytes_out: AtomicU64,
     pub changes_accepted: AtomicU64,
     pub changes_rejected: AtomicU64,
+    /// Changes received before their dependencies and held until they came.
+    pub changes_held: AtomicU64,
     pub doc_errors: AtomicU64,
     pub snapshots_sent: AtomicU64,
     pub compactions: AtomicU64,
@@ -62,7 +64,7 @@ impl Metrics {
 
     pub fn render(&self) -> String {
         let mut out = String::new();
-        let counters: [(&str, &str, &AtomicU64); 12] = [
+        let counters: [(&str, &str, &AtomicU64); 13] = [
             (
                 "clps_hub_sessions_total",
                 "Sync sessions opened.",
@@ -102,6 +104,11 @@ impl Metrics {
                 "clps_hub_changes_rejected_total",
                 "Sync messages refused by write validation.",
                 &self.changes_rejected,
+            ),
+            (
+                "clps_hub_changes_held_total",
+                "Changes received before their dependencies (a Bloom filter false positive at the sender), held until they came.",
+                &self.changes_held,
             ),
             (
                 "clps_hub_doc_errors_total",

@@ -167,8 +167,8 @@ impl Hub {
         let mut stop = shutdown_rx.clone();
         let grpc = tokio::spawn(
             Server::builder()
-                .http2_keepalive_interval(Some(Duration::from_secs(30)))
-                .http2_keepalive_timeout(Some(Duration::from_secs(20)))
+                .http2_keepalive_interval(Some(Duration::from_secs(10)))
+                .http2_keepalive_timeout(Some(Duration::from_secs(5)))
                 .add_service(health)
                 .add_service(reflection)
                 .add_service(sync)

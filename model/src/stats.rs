@@ -417,6 +417,12 @@ pub fn merged_events(centres: &[CentreFigures], year: i32) -> Vec<NetworkEvent> 
                             participants: 0,
                             organisers: BTreeSet::new(),
                         });
+                    // An `event_org` cell (whose table name sorts first)
+                    // may have created the entry without its kind and month.
+                    if e.kind.is_empty() {
+                        e.kind = (*kind).to_owned();
+                        e.month = month.parse().unwrap_or(0);
+                    }
                     // Each organiser reports the same event: take the largest
                     // count rather than adding them up.
                     e.participants = e.participants.max(*n);
@@ -527,5 +533,27 @@ mod tests {
         assert_eq!(shown(0, Some(5)), "0");
         assert_eq!(shown(7, Some(5)), "7");
         assert_eq!(shown(3, None), "3");
+    }
+
+    /// `event_org` sorts before `events` in a centre's figures: the event an
+    /// organiser cell created first must still get its kind and be counted.
+    #[test]
+    fn an_event_with_a_co_organiser_is_counted() {
+        let mut a = figures("namur", &[], &[("evt-1", 20)]);
+        a.figures.insert(
+            FigureKey {
+                year: 2021,
+                table: "event_org".into(),
+                cell: format!("evt-1{SEP}liege"),
+            },
+            1,
+        );
+        let b = figures("liege", &[], &[("evt-1", 18)]);
+        let events = merged_events(&[a, b], 2021);
+        assert_eq!(events.len(), 1, "{events:?}");
+        assert_eq!(events[0].kind, "atelier");
+        assert_eq!(events[0].month, 5);
+        assert_eq!(events[0].participants, 20);
+        assert_eq!(events[0].organisers.len(), 2);
     }
 }

@@ -334,7 +334,9 @@ fn filter_sql(q: &SearchQuery) -> (String, Vec<Value>) {
     }
     if let Some(centre) = &q.centre {
         sql.push_str(
-            " AND EXISTS (SELECT 1 FROM catalogue_holdings h WHERE h.centre = ? AND h.record_id = c.record_id AND h.copies > 0)",
+            // The record's own copies, or those of a duplicate merged into it.
+            " AND EXISTS (SELECT 1 FROM catalogue_holdings h WHERE h.centre = ? AND h.copies > 0 AND h.record_id IN \
+               (SELECT c.record_id UNION ALL SELECT a.record_id FROM catalogue a WHERE a.merged_into = c.record_id))",
         );
         args.push(Value::Text(centre.clone()));
     }
@@ -549,11 +551,30 @@ pub fn edit(conn: &mut Connection, id: &RecordId, edits: &[RecordEdit]) -> Resul
     with_bucket(conn, id, |doc| Ok(doc.edit_record(id, edits)?))
 }
 
-/// Reads one record from its bucket.
+/// Reads one record from its bucket. A record other duplicates were merged
+/// into also shows their holdings: each centre's copies stay visible after
+/// a merge (a centre that declared copies on both keeps the survivor's,
+/// unless it holds none of it).
 pub fn show(conn: &Connection, id: &RecordId) -> Result<Option<Record>, StoreError> {
     let actor = shared::node_actor(conn)?;
-    let doc_id = catalogue::doc_id_of(id);
-    Ok(shared::load(conn, &doc_id, &actor)?.and_then(|doc| catalogue::read_record(&doc, id)))
+    let read = |id: &RecordId| -> Result<Option<Record>, StoreError> {
+        let doc_id = catalogue::doc_id_of(id);
+        Ok(shared::load(conn, &doc_id, &actor)?.and_then(|doc| catalogue::read_record(&doc, id)))
+    };
+    let Some(mut record) = read(id)? else {
+        return Ok(None);
+    };
+    for alias in record.aliases.clone() {
+        if let Some(alias) = read(&alias)? {
+            for (centre, holding) in alias.holdings {
+                let own = record.holdings.entry(centre).or_insert(holding.clone());
+                if own.copies == 0 {
+                    *own = holding;
+                }
+            }
+        }
+    }
+    Ok(Some(record))
 }
 
 /// Every record of every bucket this node holds (data-steward commands).

@@ -163,9 +163,18 @@ fn search_ignores_accents_and_follows_edits_and_merges() {
             "2020",
             "--theme",
             "tic",
+            "--copies",
+            "2",
+            "--shelf-mark",
+            "COV-BIS",
         ],
     );
     let new_id = added.split_whitespace().nth(1).unwrap().to_owned();
+    // The centre's copies are on the duplicate only.
+    ok(
+        dir.path(),
+        &["catalogue", "holding", "charleroi-thuin.2", "--copies", "0"],
+    );
     let dups = ok(dir.path(), &["catalogue", "duplicates"]);
     assert!(
         dups.contains(&new_id) && dups.contains("charleroi-thuin.2"),
@@ -188,6 +197,26 @@ fn search_ignores_accents_and_follows_edits_and_merges() {
     assert!(
         shown.contains("TIC") && shown.contains(&new_id),
         "themes and alias carried over: {shown}"
+    );
+    // The copies declared on the duplicate stay visible on the survivor,
+    // and a search by centre still finds them.
+    assert!(
+        shown.contains("charleroi-thuin : 2") && shown.contains("COV-BIS"),
+        "copies carried over: {shown}"
+    );
+    let held = ok(
+        dir.path(),
+        &[
+            "catalogue",
+            "search",
+            "covid",
+            "--centre",
+            "charleroi-thuin",
+        ],
+    );
+    assert!(
+        held.contains("1 résultat(s)") && held.contains("charleroi-thuin.2"),
+        "{held}"
     );
     assert!(ok(dir.path(), &["catalogue", "duplicates"]).contains("0 doublon(s)"));
 }

@@ -35,9 +35,15 @@ pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(90);
 pub struct HubProcess {
     child: Child,
     pub addr: SocketAddr,
+    metrics: std::sync::Arc<std::sync::Mutex<Option<SocketAddr>>>,
 }
 
 impl HubProcess {
+    /// The metrics endpoint, once the hub has printed it.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        *self.metrics.lock().unwrap()
+    }
+
     /// SIGKILL, then reaps the process.
     pub async fn kill9(mut self) {
         let _ = self.child.start_kill();
@@ -74,8 +80,24 @@ pub async fn start_hub(config: &Path, log: &Path) -> anyhow::Result<HubProcess> 
     .await
     .context("hub did not start in time")??;
     // Keep draining stdout so the hub never blocks on a full pipe.
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    Ok(HubProcess { child, addr })
+    let metrics = std::sync::Arc::new(std::sync::Mutex::new(None));
+    let seen = metrics.clone();
+    tokio::spawn(async move {
+        while let Ok(Some(line)) = lines.next_line().await {
+            if let Some(addr) = line
+                .strip_prefix("métriques sur http://")
+                .and_then(|rest| rest.strip_suffix("/metrics"))
+                .and_then(|a| a.parse().ok())
+            {
+                *seen.lock().unwrap() = Some(addr);
+            }
+        }
+    });
+    Ok(HubProcess {
+        child,
+        addr,
+        metrics,
+    })
 }
 
 /// A node command's outcome.
@@ -292,13 +314,25 @@ impl ProcFederation {
 
     /// Inits a node in `data` and joins it through the proxy.
     pub async fn add_node_at(&mut self, centre: &str, data: PathBuf) -> anyhow::Result<PathBuf> {
+        let hub = self.proxy.addr();
+        self.add_node_through(centre, data, hub).await
+    }
+
+    /// Inits a node in `data` and joins it with `hub` as the hub's address
+    /// (a proxy of its own, say, standing for the node's network link).
+    pub async fn add_node_through(
+        &mut self,
+        centre: &str,
+        data: PathBuf,
+        hub: SocketAddr,
+    ) -> anyhow::Result<PathBuf> {
         let pki_dir = self.pki_dir();
         let pair = pki::issue(
             &pki_dir,
             &Identity::Centre(clps_model::CentreId::new(centre)?),
         )?;
         node_ok(&data, &["init", "--centre", centre]).await?;
-        let hub = self.proxy.addr().to_string();
+        let hub = hub.to_string();
         node_ok(
             &data,
             &[

@@ -288,7 +288,16 @@ impl Session {
         if guard.stored_bytes.saturating_add(incoming) > u64::try_from(limit).unwrap_or(u64::MAX) {
             return Err(DocRefusal::TooLarge { limit });
         }
+        // Changes held for their dependencies, by this session's other
+        // documents: one session may not hold more than a document's worth.
+        let held_elsewhere: usize = self
+            .peers
+            .iter()
+            .filter(|(d, _)| **d != doc_id)
+            .map(|(_, p)| p.held_bytes())
+            .sum();
         let peer = self.peers.entry(doc_id.clone()).or_default();
+        let held_before = peer.held_total();
         let identity = &self.identity;
         let mut gate = |before: &Automerge, change: &Change| {
             validate::check_change(&doc_id, before, change, identity, role)
@@ -300,6 +309,16 @@ impl Session {
                 return Err(e.into());
             }
         };
+        let held_now = peer.held_total().saturating_sub(held_before);
+        if held_now > 0 {
+            Metrics::add(&self.ctx.metrics.changes_held, held_now);
+            tracing::debug!(
+                session = self.id,
+                doc = %doc_id,
+                held = peer.held(),
+                "changes held until their dependencies arrive"
+            );
+        }
         let mut replies = Vec::new();
         for effect in effects {
             match effect {
@@ -339,6 +358,12 @@ impl Session {
                     heads: heads_to_pb(&heads),
                 }))),
             }
+        }
+        // Checked once what was applied is stored: only the held changes
+        // are dropped.
+        if held_elsewhere.saturating_add(peer.held_bytes()) > limit {
+            peer.reset();
+            return Err(DocRefusal::TooMuchHeld { limit });
         }
         Ok(replies)
     }

@@ -26,6 +26,8 @@ pub enum DocRefusal {
     Rejected(String),
     #[error("document would exceed {limit} bytes")]
     TooLarge { limit: usize },
+    #[error("too many changes wait for their dependencies in this session ({limit} bytes at most)")]
+    TooMuchHeld { limit: usize },
     #[error("storage failed, change not stored")]
     Storage(#[from] DocsError),
 }
@@ -36,6 +38,7 @@ impl From<SyncError> for DocRefusal {
             SyncError::Rejected { hash, reason } => {
                 DocRefusal::Rejected(format!("{hash}: {reason}"))
             }
+            SyncError::HeldTooLarge { limit, .. } => DocRefusal::TooMuchHeld { limit },
             other => DocRefusal::Malformed(other.to_string()),
         }
     }
@@ -47,7 +50,7 @@ impl DocRefusal {
             DocRefusal::InvalidId(_) | DocRefusal::Malformed(_) => Code::InvalidArgument,
             DocRefusal::NoAccess | DocRefusal::Rejected(_) => Code::PermissionDenied,
             DocRefusal::NotFound => Code::NotFound,
-            DocRefusal::TooLarge { .. } => Code::ResourceExhausted,
+            DocRefusal::TooLarge { .. } | DocRefusal::TooMuchHeld { .. } => Code::ResourceExhausted,
             DocRefusal::Storage(_) => Code::Unavailable,
         }
     }

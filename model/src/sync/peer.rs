@@ -10,9 +10,34 @@
 //! applied, on a staged copy. Only when every change passes is the copy
 //! swapped in: a refused message leaves both the document and the sync state
 //! exactly as they were.
+//!
+//! A change whose dependencies the document lacks is *held*, never refused
+//! for that reason: Automerge's protocol summarises what a peer has with a
+//! Bloom filter, and a false positive makes the sender skip a change while
+//! still sending the changes that depend on it. The held changes stay in the
+//! [`DocPeer`] (never in the document, where Automerge would apply them later
+//! without the gate), the next message asks for their missing dependencies
+//! (`need`), and they pass the gate in causal order once those arrive. What
+//! may be held is bounded: [`MAX_HELD_BYTES`] per document and session, and
+//! [`MAX_HELD_ROUNDS`] received messages without the dependency arriving,
+//! after which they are dropped and the peer is asked to send again from
+//! scratch (a sync reset).
+
+use std::collections::{BTreeMap, HashSet};
 
 use automerge::sync::{self, SyncDoc};
 use automerge::{Automerge, AutomergeError, Change, ChangeHash};
+
+/// Most bytes of changes one [`DocPeer`] holds while their dependencies are
+/// on their way; a message that would hold more is refused
+/// ([`SyncError::HeldTooLarge`]). Below the hub's document limit (48 MiB):
+/// an honest peer holds a few changes for one round trip.
+pub const MAX_HELD_BYTES: usize = 32 * 1024 * 1024;
+
+/// How many received messages a held change may wait for its dependencies
+/// before it is dropped and the peer asked to start over (the dependency
+/// is asked for in the very next message, so an honest peer answers in one).
+pub const MAX_HELD_ROUNDS: u32 = 8;
 
 /// Decides whether one incoming change may be merged. `before` is the
 /// document with every earlier change of the same message applied.
@@ -65,12 +90,109 @@ pub enum SyncError {
     Rejected { hash: ChangeHash, reason: String },
     #[error("automerge could not apply the message")]
     Apply(#[from] AutomergeError),
+    #[error("{bytes} bytes of changes wait for dependencies that never came (limit {limit})")]
+    HeldTooLarge { bytes: usize, limit: usize },
+}
+
+/// A change received before its dependencies, with the number of messages
+/// received since.
+#[derive(Debug, Clone)]
+struct HeldChange {
+    change: Change,
+    rounds: u32,
+}
+
+/// Changes waiting for their dependencies, by hash.
+#[derive(Debug, Clone, Default)]
+struct Held {
+    changes: BTreeMap<ChangeHash, HeldChange>,
+    bytes: usize,
+}
+
+impl Held {
+    fn insert(&mut self, change: Change) -> bool {
+        let hash = change.hash();
+        if self.changes.contains_key(&hash) {
+            return false;
+        }
+        self.bytes += change.raw_bytes().len();
+        self.changes.insert(hash, HeldChange { change, rounds: 0 });
+        true
+    }
+
+    /// Takes out, in causal order, every held change whose dependencies are
+    /// all in `doc` or among the changes taken before it.
+    fn take_ready(&mut self, doc: &Automerge) -> Vec<Change> {
+        if self.changes.is_empty() {
+            return Vec::new();
+        }
+        let all: Vec<Change> = self.changes.values().map(|h| h.change.clone()).collect();
+        let mut ready_hashes: HashSet<ChangeHash> = HashSet::new();
+        let mut ready = Vec::new();
+        for change in crate::docs::causal_order(all) {
+            let deps_present = change
+                .deps()
+                .iter()
+                .all(|d| ready_hashes.contains(d) || doc.get_change_meta_by_hash(d).is_some());
+            if deps_present {
+                ready_hashes.insert(change.hash());
+                if let Some(h) = self.changes.remove(&change.hash()) {
+                    self.bytes -= h.change.raw_bytes().len();
+                }
+                ready.push(change);
+            }
+        }
+        ready
+    }
+
+    /// The first hashes on each path back from `start` that are neither in
+    /// `doc` nor held (dependencies of held changes are walked through).
+    fn missing(&self, doc: &Automerge, start: impl Iterator<Item = ChangeHash>) -> Vec<ChangeHash> {
+        let mut stack: Vec<ChangeHash> = start.collect();
+        let mut seen = HashSet::new();
+        let mut missing = Vec::new();
+        while let Some(hash) = stack.pop() {
+            if !seen.insert(hash) || doc.get_change_meta_by_hash(&hash).is_some() {
+                continue;
+            }
+            match self.changes.get(&hash) {
+                Some(held) => stack.extend(held.change.deps().iter().copied()),
+                None => missing.push(hash),
+            }
+        }
+        missing.sort();
+        missing
+    }
+
+    /// One more message went by: drops what waited too long; returns how
+    /// many changes were dropped.
+    fn age(&mut self) -> u64 {
+        let mut expired = Vec::new();
+        for (hash, held) in &mut self.changes {
+            held.rounds += 1;
+            if held.rounds > MAX_HELD_ROUNDS {
+                expired.push(*hash);
+            }
+        }
+        for hash in &expired {
+            if let Some(h) = self.changes.remove(hash) {
+                self.bytes -= h.change.raw_bytes().len();
+            }
+        }
+        u64::try_from(expired.len()).unwrap_or(u64::MAX)
+    }
 }
 
 /// One side of Automerge's sync protocol for one document.
 #[derive(Debug, Default)]
 pub struct DocPeer {
     state: sync::State,
+    held: Held,
+    /// Changes held since this peer was created (each counted once): how
+    /// often the protocol's Bloom filter misled the sender.
+    held_total: u64,
+    /// Held changes dropped after [`MAX_HELD_ROUNDS`].
+    expired_total: u64,
 }
 
 impl DocPeer {
@@ -89,12 +211,36 @@ impl DocPeer {
             last_sync: state.shared_heads.clone(),
             bloom: sync::BloomFilter::default(),
         }]);
-        DocPeer { state }
+        DocPeer {
+            state,
+            ..DocPeer::default()
+        }
     }
 
     /// Forgets everything about the peer, e.g. after refusing its message.
     pub fn reset(&mut self) {
         self.state = sync::State::new();
+        self.held = Held::default();
+    }
+
+    /// Changes received before their dependencies, still waiting.
+    pub fn held(&self) -> usize {
+        self.held.changes.len()
+    }
+
+    /// Bytes of the changes still waiting for their dependencies.
+    pub fn held_bytes(&self) -> usize {
+        self.held.bytes
+    }
+
+    /// Changes that ever had to wait for their dependencies at this peer.
+    pub fn held_total(&self) -> u64 {
+        self.held_total
+    }
+
+    /// Held changes dropped because their dependencies never came.
+    pub fn expired_total(&self) -> u64 {
+        self.expired_total
     }
 
     /// The peer's heads as last announced, if any.
@@ -111,42 +257,107 @@ impl DocPeer {
 
     /// A local change (or another peer's accepted change) may need sending.
     pub fn generate(&mut self, doc: &Automerge) -> Option<Vec<u8>> {
-        doc.generate_sync_message(&mut self.state)
-            .map(sync::Message::encode)
+        let generated = doc.generate_sync_message(&mut self.state);
+        if self.held.changes.is_empty() {
+            return generated.map(sync::Message::encode);
+        }
+        // Automerge computes `need` from the peer's heads through its own
+        // queue, which never holds our held changes: it would ask for the
+        // held changes themselves (already sent, so never sent again)
+        // instead of the dependencies they wait for.
+        let their_heads = self.state.their_heads.clone().unwrap_or_default();
+        let need = self.held.missing(
+            doc,
+            their_heads
+                .into_iter()
+                .chain(self.held.changes.keys().copied()),
+        );
+        match generated {
+            Some(mut message) => {
+                message.need = need;
+                Some(message.encode())
+            }
+            None if need.is_empty() || self.state.in_flight => None,
+            None => {
+                self.state.in_flight = true;
+                Some(
+                    sync::Message {
+                        heads: doc.get_heads(),
+                        need,
+                        have: Vec::new(),
+                        changes: sync::ChunkList::from(Vec::<Vec<u8>>::new()),
+                        flags: None,
+                        version: sync::MessageVersion::V1,
+                    }
+                    .encode(),
+                )
+            }
+        }
     }
 
     /// Handles one encoded sync message from the peer. On error nothing has
-    /// changed: not the document, not the sync state.
+    /// changed: not the document, not the sync state, not what is held.
     pub fn receive(
         &mut self,
         doc: &mut Automerge,
         message: &[u8],
         gate: &mut impl ChangeGate,
     ) -> Result<Vec<Effect>, SyncError> {
-        let message =
+        let mut message =
             sync::Message::decode(message).map_err(|e| SyncError::Malformed(e.to_string()))?;
         let before_heads = doc.get_heads();
         let mut state = self.state.clone();
+        let mut held = self.held.clone();
+        let mut incoming = Vec::new();
+        if !message.changes.is_empty() {
+            for change in decode_changes(doc, &message.changes)? {
+                let hash = change.hash();
+                if held.insert(change) {
+                    incoming.push(hash);
+                }
+            }
+            if held.bytes > MAX_HELD_BYTES {
+                return Err(SyncError::HeldTooLarge {
+                    bytes: held.bytes,
+                    limit: MAX_HELD_BYTES,
+                });
+            }
+        }
+        // Everything received is in `held` now; what has its dependencies
+        // goes through the gate, the rest waits.
+        let ready = held.take_ready(doc);
+        let newly_held = incoming
+            .iter()
+            .filter(|h| held.changes.contains_key(h))
+            .count();
+        // Automerge must never see a change it cannot apply yet: it would
+        // queue it inside the document and apply it later without the gate.
+        message.changes = sync::ChunkList::from(
+            ready
+                .iter()
+                .map(|c| c.raw_bytes().to_vec())
+                .collect::<Vec<_>>(),
+        );
 
-        let staged = if message.changes.is_empty() {
+        let staged = if ready.is_empty() {
             None
         } else {
-            let incoming = decode_changes(doc, &message.changes)?;
-            if incoming.is_empty() {
-                None
-            } else {
-                let mut staged = doc.clone();
-                for change in incoming {
-                    gate.check(&staged, &change)
-                        .map_err(|reason| SyncError::Rejected {
-                            hash: change.hash(),
-                            reason,
-                        })?;
-                    apply_guarded(&mut staged, change)?;
-                }
-                Some(staged)
+            let mut staged = doc.clone();
+            for change in ready {
+                gate.check(&staged, &change)
+                    .map_err(|reason| SyncError::Rejected {
+                        hash: change.hash(),
+                        reason,
+                    })?;
+                apply_guarded(&mut staged, change)?;
             }
+            Some(staged)
         };
+        let expired = held.age();
+        if expired > 0 {
+            // The sender believes we have what it sent: have it send again.
+            state.needs_reset = true;
+        }
 
         let mut effects = Vec::new();
         let mut persist = None;
@@ -178,6 +389,9 @@ impl DocPeer {
             None => doc.receive_sync_message(&mut state, message)?,
         }
         self.state = state;
+        self.held_total += u64::try_from(newly_held).unwrap_or(u64::MAX);
+        self.expired_total += expired;
+        self.held = held;
 
         let heads = doc.get_heads();
         if heads != before_heads

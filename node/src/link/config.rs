@@ -20,8 +20,14 @@ pub struct LinkConfig {
     pub sync_timeout: Duration,
     /// Largest message accepted or sent; must match the hub's (64 MiB).
     pub max_message_bytes: usize,
+    /// Reconnect delays: the first retry after a lost session, and the cap
+    /// while the hub stays unreachable.
     pub backoff_min: Duration,
     pub backoff_max: Duration,
+    /// HTTP/2 pings on an idle connection, and how long an unanswered one
+    /// waits: a silent cut is noticed within their sum.
+    pub keepalive_interval: Duration,
+    pub keepalive_timeout: Duration,
     /// How often [`super::serve`] looks for local changes to send.
     pub local_poll: Duration,
     /// Free text sent in the Hello, for the hub's logs.
@@ -44,8 +50,10 @@ impl LinkConfig {
             connect_timeout: Duration::from_secs(10),
             sync_timeout: Duration::from_secs(300),
             max_message_bytes: 64 * 1024 * 1024,
-            backoff_min: Duration::from_millis(500),
-            backoff_max: Duration::from_secs(60),
+            backoff_min: Duration::from_millis(250),
+            backoff_max: Duration::from_secs(4),
+            keepalive_interval: Duration::from_secs(10),
+            keepalive_timeout: Duration::from_secs(5),
             local_poll: Duration::from_secs(5),
             client_name: format!("clps-node {}", env!("CARGO_PKG_VERSION")),
         }

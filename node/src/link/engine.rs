@@ -4,8 +4,16 @@
 //!
 //! A document is *converged* when no message of ours is awaiting an answer
 //! and our heads equal the heads the hub last announced for it; it is
-//! *failed* when the hub refused it. A one-shot session ends when every
-//! document it touched is one or the other.
+//! *refused* when the hub refused it (or sent us something unusable for
+//! it). A one-shot session ends when every document it touched is one or
+//! the other.
+//!
+//! A refusal never freezes a document in a serving session: the hub's
+//! pushes for it are still received and stored, and our side starts over
+//! (a fresh sync state) after a delay that doubles from [`RETRY_MIN`] up to
+//! [`RETRY_MAX`], so a refusal that no longer holds heals by itself and one
+//! that does costs one message per delay. Every refusal is in the report and
+//! the log.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -27,6 +35,11 @@ use super::{DocFailure, DocStore, LinkConfig, LinkError, LinkStatus, SpaceStatus
 /// How often a serving link asks the store whether anything was committed.
 const WATCH: std::time::Duration = std::time::Duration::from_millis(10);
 
+/// First delay before a refused document is synced again from scratch.
+pub const RETRY_MIN: std::time::Duration = std::time::Duration::from_secs(1);
+/// Longest delay between two attempts for a document the hub keeps refusing.
+pub const RETRY_MAX: std::time::Duration = std::time::Duration::from_secs(120);
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
     Once,
@@ -38,7 +51,9 @@ enum DocState {
     Fetching,
     Syncing,
     Converged,
-    Failed,
+    /// The hub refused our last message (or sent one we could not use):
+    /// hub pushes are still taken, ours wait for the retry.
+    Refused,
 }
 
 struct NodeDoc {
@@ -48,6 +63,28 @@ struct NodeDoc {
     state: DocState,
     /// A message of ours awaits the hub's answer.
     outstanding: bool,
+    /// Refusals in a row, for the retry delay.
+    refusals: u32,
+}
+
+impl NodeDoc {
+    fn new(doc: Automerge, peer: DocPeer, state: DocState, outstanding: bool) -> NodeDoc {
+        NodeDoc {
+            doc,
+            peer,
+            hub_heads: None,
+            state,
+            outstanding,
+            refusals: 0,
+        }
+    }
+}
+
+/// The delay before the `n`-th retry in a row (n ≥ 1).
+fn retry_delay(n: u32) -> std::time::Duration {
+    RETRY_MIN
+        .saturating_mul(1u32 << n.saturating_sub(1).min(16))
+        .min(RETRY_MAX)
 }
 
 fn sorted(mut heads: Vec<ChangeHash>) -> Vec<ChangeHash> {
@@ -86,6 +123,9 @@ struct Engine<'a, S> {
     /// yet synced in this session: their first message carries our new
     /// changes at once instead of first discovering the hub's heads.
     hub_known: HashMap<DocId, Vec<ChangeHash>>,
+    /// Refused documents and when to try them again (serve mode).
+    retry: BTreeMap<DocId, tokio::time::Instant>,
+    mode: Mode,
 }
 
 async fn hello_message(
@@ -173,10 +213,14 @@ fn read_ahead(
     (rx, Reader(task))
 }
 
+/// Runs one session to its end. `welcomed` is called once, when the hub's
+/// Welcome has arrived: the session is established (the reconnect backoff
+/// starts over from there).
 pub async fn run_session(
     config: &LinkConfig,
     store: &impl DocStore,
     mode: Mode,
+    mut welcomed: impl FnMut(),
 ) -> Result<SyncReport, LinkError> {
     let counters = Arc::new(WireCounters::default());
     let mut client = transport::connect(config, counters.clone()).await?;
@@ -192,6 +236,8 @@ pub async fn run_session(
         welcomed: false,
         hello_heads: BTreeMap::new(),
         hub_known: HashMap::new(),
+        retry: BTreeMap::new(),
+        mode,
     };
     let (hello, hello_heads) = hello_with_heads(config, store).await?;
     engine.hello_heads = hello_heads;
@@ -215,7 +261,16 @@ pub async fn run_session(
             if !reported {
                 reported = true;
                 engine.finish_report(&counters);
-                tracing::info!(report = ?engine.report, "converged with the hub");
+                let refused = engine.refused();
+                if refused.is_empty() {
+                    tracing::info!(report = ?engine.report, "converged with the hub");
+                } else {
+                    tracing::warn!(
+                        report = ?engine.report,
+                        refused = ?refused,
+                        "converged with the hub except for refused documents (retried later)"
+                    );
+                }
                 store
                     .sync_finished(&engine.report)
                     .await
@@ -224,9 +279,15 @@ pub async fn run_session(
         } else {
             reported = false;
         }
+        let was_welcomed = engine.welcomed;
         tokio::select! {
             message = inbound.recv() => match message {
-                Some(Ok(ahead)) => engine.on_message(ahead.message, ahead.loaded).await?,
+                Some(Ok(ahead)) => {
+                    engine.on_message(ahead.message, ahead.loaded).await?;
+                    if engine.welcomed && !was_welcomed {
+                        welcomed();
+                    }
+                }
                 Some(Err(status)) => return Err(status.into()),
                 None if mode == Mode::Once => return Err(LinkError::Closed),
                 None => break,
@@ -238,6 +299,7 @@ pub async fn run_session(
                     seen_version = version;
                     engine.poll_local().await?;
                 }
+                engine.retry_due().await?;
             }
         }
     }
@@ -302,7 +364,72 @@ impl<S: DocStore> Engine<'_, S> {
     fn all_done(&self) -> bool {
         self.docs
             .values()
-            .all(|d| matches!(d.state, DocState::Converged | DocState::Failed))
+            .all(|d| matches!(d.state, DocState::Converged | DocState::Refused))
+    }
+
+    /// Documents refused in this session and not yet accepted since.
+    fn refused(&self) -> Vec<String> {
+        self.docs
+            .iter()
+            .filter(|(_, d)| d.state == DocState::Refused)
+            .map(|(id, _)| id.to_string())
+            .collect()
+    }
+
+    /// Marks a document refused: our side stops speaking until the retry.
+    fn refuse(&mut self, doc_id: &DocId) {
+        if let Some(nd) = self.docs.get_mut(doc_id) {
+            nd.state = DocState::Refused;
+            nd.outstanding = false;
+            nd.peer.reset();
+            nd.refusals = nd.refusals.saturating_add(1);
+            if self.mode == Mode::Serve {
+                let delay = retry_delay(nd.refusals);
+                tracing::info!(doc = %doc_id, retry_in = ?delay, "document will be synced again");
+                self.retry
+                    .insert(doc_id.clone(), tokio::time::Instant::now() + delay);
+            }
+        }
+    }
+
+    /// Starts over, from a fresh sync state, every refused document whose
+    /// delay has passed.
+    async fn retry_due(&mut self) -> Result<(), LinkError> {
+        let now = tokio::time::Instant::now();
+        let due: Vec<DocId> = self
+            .retry
+            .iter()
+            .filter(|(_, at)| **at <= now)
+            .map(|(d, _)| d.clone())
+            .collect();
+        if due.is_empty() {
+            return Ok(());
+        }
+        self.refresh_pending().await?;
+        for doc_id in due {
+            self.retry.remove(&doc_id);
+            let Some(nd) = self.docs.get_mut(&doc_id) else {
+                continue;
+            };
+            if nd.state != DocState::Refused {
+                continue;
+            }
+            let mut loaded = self
+                .store
+                .load_doc(&doc_id)
+                .await
+                .map_err(LinkError::store)?
+                .unwrap_or_default();
+            nd.doc.merge(&mut loaded).map_err(LinkError::store)?;
+            nd.peer = DocPeer::new();
+            nd.state = DocState::Syncing;
+            let message = nd.peer.generate(&nd.doc);
+            nd.outstanding = message.is_some();
+            if let Some(message) = message {
+                self.send_sync(&doc_id, message).await?;
+            }
+        }
+        Ok(())
     }
 
     fn finish_report(&mut self, counters: &WireCounters) {
@@ -364,15 +491,10 @@ impl<S: DocStore> Engine<'_, S> {
         let doc = self.load_local(doc_id).await?;
         let mut peer = self.first_peer(doc_id, &doc);
         let message = peer.generate(&doc);
+        let outstanding = message.is_some();
         self.docs.insert(
             doc_id.clone(),
-            NodeDoc {
-                doc,
-                peer,
-                hub_heads: None,
-                state: DocState::Syncing,
-                outstanding: message.is_some(),
-            },
+            NodeDoc::new(doc, peer, DocState::Syncing, outstanding),
         );
         if let Some(message) = message {
             self.send_sync(doc_id, message).await?;
@@ -389,6 +511,7 @@ impl<S: DocStore> Engine<'_, S> {
             && nd.hub_heads.as_ref() == Some(&sorted(nd.doc.get_heads()));
         if converged {
             nd.state = DocState::Converged;
+            nd.refusals = 0;
             self.acknowledge(doc_id).await?;
         }
         Ok(())
@@ -491,13 +614,7 @@ impl<S: DocStore> Engine<'_, S> {
             for doc_id in &fetch {
                 self.docs.insert(
                     doc_id.clone(),
-                    NodeDoc {
-                        doc: Automerge::new(),
-                        peer: DocPeer::new(),
-                        hub_heads: None,
-                        state: DocState::Fetching,
-                        outstanding: true,
-                    },
+                    NodeDoc::new(Automerge::new(), DocPeer::new(), DocState::Fetching, true),
                 );
             }
             self.send(pb::ClientMessage {
@@ -518,33 +635,28 @@ impl<S: DocStore> Engine<'_, S> {
             let peer = self.first_peer(&doc_id, &doc);
             self.docs.insert(
                 doc_id.clone(),
-                NodeDoc {
-                    doc,
-                    peer,
-                    hub_heads: None,
-                    state: DocState::Syncing,
-                    outstanding: false,
-                },
+                NodeDoc::new(doc, peer, DocState::Syncing, false),
             );
         }
         let Some(nd) = self.docs.get_mut(&doc_id) else {
             return Ok(());
         };
-        if nd.state == DocState::Failed {
-            return Ok(());
+        // A refused document still takes what the hub pushes; our answer
+        // waits for the retry.
+        let refused = nd.state == DocState::Refused;
+        if !refused {
+            nd.state = DocState::Syncing;
         }
-        nd.state = DocState::Syncing;
         let effects = match nd.peer.receive(&mut nd.doc, &sync.message, &mut accept_all) {
             Ok(effects) => effects,
             Err(e) => {
                 tracing::warn!(doc = %doc_id, error = %e, "hub sent an unusable sync message");
-                nd.state = DocState::Failed;
-                nd.peer.reset();
                 self.report.failures.push(DocFailure {
                     doc_id: doc_id.to_string(),
                     code: tonic::Code::Internal,
                     message: format!("message du hub inutilisable : {e}"),
                 });
+                self.refuse(&doc_id);
                 return Ok(());
             }
         };
@@ -560,9 +672,16 @@ impl<S: DocStore> Engine<'_, S> {
                     self.report.changes_down += persist.n_changes;
                     self.docs_down.insert(doc_id.clone());
                 }
-                Effect::Send(bytes) => outgoing = Some(bytes),
-                Effect::Idle { .. } => {}
+                Effect::Send(bytes) if !refused => outgoing = Some(bytes),
+                Effect::Send(_) | Effect::Idle { .. } => {}
             }
+        }
+        if refused {
+            // Our reply was not sent: the next attempt starts afresh.
+            if let Some(nd) = self.docs.get_mut(&doc_id) {
+                nd.peer.reset();
+            }
+            return Ok(());
         }
         if let Some(nd) = self.docs.get_mut(&doc_id) {
             nd.outstanding = outgoing.is_some();
@@ -596,9 +715,7 @@ impl<S: DocStore> Engine<'_, S> {
                 code: tonic::Code::Internal,
                 message: format!("instantané illisible : {e}"),
             });
-            if let Some(nd) = self.docs.get_mut(&doc_id) {
-                nd.state = DocState::Failed;
-            }
+            self.refuse(&doc_id);
             return Ok(());
         }
         let doc = self.load_local(&doc_id).await?;
@@ -614,16 +731,9 @@ impl<S: DocStore> Engine<'_, S> {
         } else {
             peer.generate(&doc)
         };
-        self.docs.insert(
-            doc_id.clone(),
-            NodeDoc {
-                doc,
-                peer,
-                hub_heads: Some(hub_heads),
-                state: DocState::Syncing,
-                outstanding: message.is_some(),
-            },
-        );
+        let mut nd = NodeDoc::new(doc, peer, DocState::Syncing, message.is_some());
+        nd.hub_heads = Some(hub_heads);
+        self.docs.insert(doc_id.clone(), nd);
         if let Some(message) = message {
             self.send_sync(&doc_id, message).await?;
         }
@@ -636,6 +746,9 @@ impl<S: DocStore> Engine<'_, S> {
         let Some(nd) = self.docs.get_mut(&doc_id) else {
             return Ok(());
         };
+        if nd.state == DocState::Refused {
+            return Ok(());
+        }
         nd.hub_heads = Some(heads.clone());
         nd.outstanding = false;
         let message = if sorted(nd.doc.get_heads()) == heads {
@@ -656,12 +769,8 @@ impl<S: DocStore> Engine<'_, S> {
     fn on_error(&mut self, error: pb::DocError) {
         let code = tonic::Code::from_i32(error.code);
         tracing::warn!(doc = %error.doc_id, ?code, message = %error.message, "hub refused a document");
-        if let Ok(doc_id) = DocId::parse(&error.doc_id)
-            && let Some(nd) = self.docs.get_mut(&doc_id)
-        {
-            nd.state = DocState::Failed;
-            nd.outstanding = false;
-            nd.peer.reset();
+        if let Ok(doc_id) = DocId::parse(&error.doc_id) {
+            self.refuse(&doc_id);
         }
         self.report.failures.push(DocFailure {
             doc_id: error.doc_id,
@@ -677,7 +786,8 @@ impl<S: DocStore> Engine<'_, S> {
         for (doc_id, heads) in local {
             match self.docs.get(&doc_id) {
                 Some(nd) if sorted(nd.doc.get_heads()) == sorted(heads.clone()) => {}
-                Some(nd) if nd.state == DocState::Failed => {}
+                // Sent again at its retry.
+                Some(nd) if nd.state == DocState::Refused => {}
                 _ if heads.is_empty() => {}
                 // Not synced in this session, and still at heads the hub
                 // holds (the Welcome said so): nothing to send, nothing to

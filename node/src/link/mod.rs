@@ -201,7 +201,7 @@ pub async fn sync_once(
     let started = Instant::now();
     let report = tokio::time::timeout(
         config.sync_timeout,
-        engine::run_session(config, store, engine::Mode::Once),
+        engine::run_session(config, store, engine::Mode::Once, || {}),
     )
     .await
     .map_err(|_| LinkError::Timeout(config.sync_timeout))??;
@@ -218,35 +218,45 @@ pub async fn sync_once(
 
 /// Keeps a session open with the hub until `shutdown` resolves: changes
 /// accepted from other nodes arrive as the hub pushes them, local changes
-/// are picked up every `config.local_poll`. A lost connection is retried
-/// with exponential backoff between `backoff_min` and `backoff_max`.
+/// are picked up as soon as the store commits them. A lost connection is
+/// retried after a delay that doubles from `backoff_min` to `backoff_max`,
+/// jittered (each delay is drawn between half of it and all of it, so nodes
+/// cut off together do not come back together), and starts over from
+/// `backoff_min` as soon as a session is established (the hub's Welcome
+/// arrived): a node comes back within `backoff_min` of a hub restart.
 pub async fn serve(
     config: &LinkConfig,
     store: &impl DocStore,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), LinkError> {
+    use rand::Rng as _;
     let mut shutdown = std::pin::pin!(shutdown);
     let mut backoff = config.backoff_min;
     loop {
-        let started = Instant::now();
+        let mut established = false;
         let result = tokio::select! {
             _ = &mut shutdown => return Ok(()),
-            result = engine::run_session(config, store, engine::Mode::Serve) => result,
+            result = engine::run_session(config, store, engine::Mode::Serve, || established = true) => result,
         };
-        match result {
-            Ok(_) => tracing::info!("hub closed the session"),
-            Err(e) => tracing::warn!(error = %e, retry_in = ?backoff, "sync session failed"),
-        }
-        // A session that lasted a while was healthy: start the backoff over.
-        if started.elapsed() > config.backoff_max {
+        if established {
             backoff = config.backoff_min;
+        }
+        let delay = jittered(backoff, rand::rng().random_range(0.5..=1.0));
+        match result {
+            Ok(_) => tracing::info!(retry_in = ?delay, "hub closed the session"),
+            Err(e) => tracing::warn!(error = %e, retry_in = ?delay, "sync session failed"),
         }
         tokio::select! {
             _ = &mut shutdown => return Ok(()),
-            _ = tokio::time::sleep(backoff) => {}
+            _ = tokio::time::sleep(delay) => {}
         }
         backoff = (backoff * 2).min(config.backoff_max);
     }
+}
+
+/// `backoff` scaled by `factor` (in `0.5..=1.0`).
+fn jittered(backoff: Duration, factor: f64) -> Duration {
+    backoff.mul_f64(factor.clamp(0.0, 1.0))
 }
 
 /// Asks the hub, with one Hello, which of our spaces match its heads.

@@ -7,7 +7,6 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
-use std::time::Duration;
 
 use clps_proto::pb::sync_client::SyncClient;
 use hyper_util::rt::TokioIo;
@@ -82,8 +81,8 @@ pub async fn connect(
         .tls_config(tls)
         .map_err(LinkError::Connect)?
         .connect_timeout(config.connect_timeout)
-        .http2_keep_alive_interval(Duration::from_secs(30))
-        .keep_alive_timeout(Duration::from_secs(20))
+        .http2_keep_alive_interval(config.keepalive_interval)
+        .keep_alive_timeout(config.keepalive_timeout)
         .keep_alive_while_idle(true);
     let hub = config.hub.clone();
     let connector = tower::service_fn(move |_uri| {

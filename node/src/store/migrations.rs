@@ -26,6 +26,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0004_shared_doc_heads.sql",
         include_str!("../../../migrations/node/0004_shared_doc_heads.sql"),
     ),
+    (
+        "0005_catalogue_aliases.sql",
+        include_str!("../../../migrations/node/0005_catalogue_aliases.sql"),
+    ),
 ];
 
 /// The schema version this binary writes.

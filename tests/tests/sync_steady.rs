@@ -1,0 +1,303 @@
+//! Steady operation, as centres live it: every node runs one long
+//! `clps-node serve` that is never restarted, while its centre edits the
+//! same catalogue records as the others through the command line (titles,
+//! copies, new notices), continuously. Nodes go offline for a while (their
+//! link black-holes or refuses, and they keep editing) and come back; the
+//! hub is killed and restarted. When the edits stop, the federation must
+//! converge by itself within seconds: every node holds exactly the hub's
+//! changes, nothing pending anywhere, and the hub's refusal table is empty.
+//!
+//! CI runs two nodes for 60 s. `CLPS_STEADY_SECONDS` and `CLPS_STEADY_NODES`
+//! (up to 4) make it longer and wider; `CLPS_FAULT_SEED` replays a schedule.
+//! The figures are printed at the end.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use clps_tests::figures::{self, Rng};
+use clps_tests::procs::{ProcFederation, node, node_ok, spawn_node};
+use clps_tests::proxy::{Mode, Proxy};
+use tokio::process::Child;
+
+const CENTRES: [&str; 4] = ["namur", "liege", "bruxelles", "charleroi-thuin"];
+
+fn env_u64(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn rejections(hub_db: &Path) -> Vec<String> {
+    let conn = rusqlite::Connection::open(hub_db).unwrap();
+    conn.prepare("SELECT identity || ' ' || doc_id || ' ' || reason FROM rejections")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
+fn pick_index(rng: &mut Rng, len: usize) -> usize {
+    usize::try_from(rng.below(u64::try_from(len).unwrap())).unwrap()
+}
+
+fn added_id(stdout: &str) -> String {
+    stdout
+        .split_whitespace()
+        .nth(1)
+        .expect("« Notice ID ajoutée »")
+        .to_owned()
+}
+
+/// One centre's day: edits through the CLI until `until`, on the shared
+/// records and on notices of its own. Returns the number of writes.
+async fn edit_loop(
+    data: PathBuf,
+    centre: &'static str,
+    shared: Arc<Vec<String>>,
+    seed: u64,
+    until: Instant,
+    last_edit: Arc<AtomicU64>,
+    epoch: Instant,
+) -> u64 {
+    let mut rng = Rng::new(seed);
+    let mut own: Vec<String> = Vec::new();
+    let mut writes = 0u64;
+    while Instant::now() < until {
+        let pick = shared[pick_index(&mut rng, shared.len())].clone();
+        let n = rng.below(1_000_000);
+        let title = format!("Outil {n} ({centre})");
+        let copies = (1 + rng.below(9)).to_string();
+        let shelf = format!("{}-{}", &centre[..3], rng.below(500));
+        let args: Vec<&str> = match rng.below(10) {
+            0..=3 => vec!["catalogue", "edit", &pick, "--title", &title],
+            4..=6 => vec![
+                "catalogue",
+                "holding",
+                &pick,
+                "--copies",
+                &copies,
+                "--shelf-mark",
+                &shelf,
+            ],
+            7 if !own.is_empty() => {
+                let mine = own[pick_index(&mut rng, own.len())].clone();
+                let run = node(&data, &["catalogue", "edit", &mine, "--title", &title])
+                    .await
+                    .unwrap();
+                assert!(run.ok, "{centre}: {}{}", run.stdout, run.stderr);
+                writes += 1;
+                continue;
+            }
+            _ => vec![
+                "catalogue",
+                "add",
+                "--title",
+                &title,
+                "--type",
+                "outil_pedagogique",
+                "--theme",
+                "evras",
+            ],
+        };
+        let run = node(&data, &args).await.unwrap();
+        assert!(run.ok, "{centre} {args:?}: {}{}", run.stdout, run.stderr);
+        if args[1] == "add" {
+            own.push(added_id(&run.stdout));
+        }
+        writes += 1;
+        last_edit.store(
+            u64::try_from(epoch.elapsed().as_millis()).unwrap(),
+            Ordering::Relaxed,
+        );
+    }
+    writes
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_editing_the_same_records_converge_without_restarting_serve() {
+    let seconds = env_u64("CLPS_STEADY_SECONDS", 60);
+    let n = usize::try_from(env_u64("CLPS_STEADY_NODES", 2))
+        .unwrap()
+        .clamp(2, 4);
+    let seed = figures::seed();
+    let mut rng = Rng::new(seed);
+    let epoch = Instant::now();
+
+    // Each node reaches the hub through a proxy of its own (its network
+    // link), chained to the federation's proxy (which follows the hub
+    // across restarts).
+    let mut fed = ProcFederation::start(&[], Vec::new()).await.unwrap();
+    let mut links = Vec::new();
+    for centre in &CENTRES[..n] {
+        let link = Proxy::start(fed.proxy.addr()).await.unwrap();
+        let data = fed.dir.path().join("nodes").join(centre);
+        fed.add_node_through(centre, data, link.addr())
+            .await
+            .unwrap();
+        links.push(link);
+    }
+    let datas: Vec<PathBuf> = fed.nodes.iter().map(|(_, d)| d.clone()).collect();
+
+    // Records every centre will edit, created at the first node and synced.
+    let mut shared = Vec::new();
+    for i in 0..6 {
+        let out = node_ok(
+            &datas[0],
+            &[
+                "catalogue",
+                "add",
+                "--title",
+                &format!("Outil partagé {i}"),
+                "--type",
+                "outil_pedagogique",
+            ],
+        )
+        .await
+        .unwrap();
+        shared.push(added_id(&out));
+    }
+    fed.converge(Duration::from_secs(60)).await.unwrap();
+    let shared = Arc::new(shared);
+
+    let mut serves: Vec<Child> = datas
+        .iter()
+        .map(|d| spawn_node(d, &["serve"]).unwrap())
+        .collect();
+
+    let until = Instant::now() + Duration::from_secs(seconds);
+    // Faults stop a few seconds before the edits do: the last edits are
+    // made on a healed network, as after any outage.
+    let faults_until = until - Duration::from_secs(5).min(Duration::from_secs(seconds / 4));
+    let last_edit = Arc::new(AtomicU64::new(0));
+    let editors: Vec<_> = datas
+        .iter()
+        .zip(CENTRES)
+        .enumerate()
+        .map(|(i, (d, c))| {
+            tokio::spawn(edit_loop(
+                d.clone(),
+                c,
+                shared.clone(),
+                seed.wrapping_add(u64::try_from(i).unwrap() * 7919),
+                until,
+                last_edit.clone(),
+                epoch,
+            ))
+        })
+        .collect();
+
+    let mut offline_periods = 0u64;
+    let mut hub_restarts = 0u64;
+    let mut offline: Vec<Option<Instant>> = vec![None; n];
+    let mut next_restart = Instant::now() + Duration::from_secs(8 + rng.below(15));
+    while Instant::now() < faults_until {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        for (i, link) in links.iter().enumerate() {
+            match offline[i] {
+                Some(back) if Instant::now() >= back => {
+                    link.set_mode(Mode::Pass);
+                    link.cut();
+                    offline[i] = None;
+                }
+                None if rng.chance(2) => {
+                    // 3 to 12 s offline, cut silently or refused.
+                    link.set_mode(if rng.chance(50) {
+                        Mode::BlackHole
+                    } else {
+                        Mode::Refuse
+                    });
+                    link.cut();
+                    offline[i] =
+                        Some(Instant::now() + Duration::from_millis(3000 + rng.below(9000)));
+                    offline_periods += 1;
+                }
+                _ => {}
+            }
+        }
+        if Instant::now() >= next_restart {
+            fed.restart_hub().await.unwrap();
+            hub_restarts += 1;
+            next_restart = Instant::now() + Duration::from_secs(10 + rng.below(20));
+        }
+    }
+    for link in &links {
+        link.set_mode(Mode::Pass);
+        link.cut();
+    }
+
+    let mut writes = 0;
+    for editor in editors {
+        writes += editor.await.unwrap();
+    }
+    let last = Duration::from_millis(last_edit.load(Ordering::Relaxed));
+    // Converged by the serving links alone: no `sync` is run.
+    let deadline = epoch + last + Duration::from_secs(60);
+    while !fed.converged().unwrap() {
+        assert!(
+            Instant::now() < deadline,
+            "not converged 60 s after the last edit; refusals: {:?}",
+            rejections(&fed.hub_db())
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let converged_after = epoch.elapsed().saturating_sub(last);
+    for serve in &mut serves {
+        assert!(
+            serve.try_wait().unwrap().is_none(),
+            "a `serve` exited during the run"
+        );
+    }
+    let refusals = rejections(&fed.hub_db());
+    let held = metric(&fed, "clps_hub_changes_held_total").await;
+    println!(
+        "steady sync: {n} nodes, {seconds} s, seed {seed}: {writes} CLI writes, \
+         {offline_periods} offline periods, {hub_restarts} hub restarts, \
+         converged {:.2} s after the last edit, {} refusals, {held} changes held \
+         for their dependencies since the last hub start",
+        converged_after.as_secs_f64(),
+        refusals.len()
+    );
+    figures::record(&figures::Figures {
+        scenario: "steady-sync".to_owned(),
+        iterations: writes,
+        faults_injected: offline_periods + hub_restarts,
+        changes_acknowledged: writes,
+        changes_lost: 0,
+        inputs_fuzzed: 0,
+        crashes_found: 0,
+        seconds: epoch.elapsed().as_secs_f64(),
+    });
+    assert!(
+        refusals.is_empty(),
+        "the hub refused honest changes: {refusals:?}"
+    );
+    for serve in &mut serves {
+        let _ = serve.start_kill();
+    }
+}
+
+/// A counter from the hub's metrics endpoint (0 if it cannot be read).
+async fn metric(fed: &ProcFederation, name: &str) -> u64 {
+    let Some(addr) = fed.hub.as_ref().and_then(|h| h.metrics_addr()) else {
+        return 0;
+    };
+    let Ok(mut stream) = tokio::net::TcpStream::connect(addr).await else {
+        return 0;
+    };
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let request = format!("GET /metrics HTTP/1.0\r\nHost: {addr}\r\n\r\n");
+    if stream.write_all(request.as_bytes()).await.is_err() {
+        return 0;
+    }
+    let mut body = String::new();
+    let _ = stream.read_to_string(&mut body).await;
+    body.lines()
+        .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+        .unwrap_or(0)
+}
