@@ -10,7 +10,8 @@
 
 use automerge::{Automerge, Change};
 use clps_model::CentreId;
-use clps_model::docs::{self, DocId};
+use clps_model::docs::{self, DocId, Touched};
+use clps_model::sync::ChangeGate;
 
 use crate::access::Role;
 use crate::identity::Identity;
@@ -28,7 +29,7 @@ pub fn check_change(
         Identity::Centre(_) if role != Role::Write => {
             Err(format!("read-only member of space {}", doc_id.space()))
         }
-        Identity::Centre(centre) => check_centre_change(doc_id, before, change, centre),
+        Identity::Centre(centre) => check_centre_change(doc_id, before, change, centre).map(|_| ()),
     }
 }
 
@@ -37,16 +38,63 @@ fn check_centre_change(
     before: &Automerge,
     change: &Change,
     author: &CentreId,
-) -> Result<(), String> {
-    docs::validate_change(doc_id, before, change, author).map_err(|e| {
-        // Keep the whole chain: "change 2 of the batch is refused: ...".
-        let mut message = e.to_string();
-        let mut source = std::error::Error::source(&e);
-        while let Some(cause) = source {
-            message.push_str(": ");
-            message.push_str(&cause.to_string());
-            source = cause.source();
+) -> Result<Touched, String> {
+    docs::check_ops(doc_id, before, change, author, false).map_err(|e| chain(&e))
+}
+
+/// The whole chain: "change 2 of the batch is refused: ...".
+fn chain(e: &docs::ValidationError) -> String {
+    let mut message = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        message.push_str(": ");
+        message.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    message
+}
+
+/// The sync gate of one session and document: the operation rules before a
+/// change is applied to the staged copy, the content rules after.
+#[derive(Debug)]
+pub struct Gate<'a> {
+    pub doc_id: &'a DocId,
+    pub identity: &'a Identity,
+    pub role: Role,
+    touched: Option<Touched>,
+}
+
+impl<'a> Gate<'a> {
+    pub fn new(doc_id: &'a DocId, identity: &'a Identity, role: Role) -> Self {
+        Gate {
+            doc_id,
+            identity,
+            role,
+            touched: None,
         }
-        message
-    })
+    }
+}
+
+impl ChangeGate for Gate<'_> {
+    fn check(&mut self, before: &Automerge, change: &Change) -> Result<(), String> {
+        match self.identity {
+            Identity::Committee(_) => Err("committee identities are read-only".to_owned()),
+            Identity::Centre(_) if self.role != Role::Write => {
+                Err(format!("read-only member of space {}", self.doc_id.space()))
+            }
+            Identity::Centre(centre) => {
+                self.touched = Some(check_centre_change(self.doc_id, before, change, centre)?);
+                Ok(())
+            }
+        }
+    }
+
+    fn check_applied(&mut self, after: &Automerge, _change: &Change) -> Result<(), String> {
+        match self.touched.take() {
+            Some(touched) => {
+                docs::check_applied(self.doc_id, after, &touched).map_err(|e| chain(&e))
+            }
+            None => Err("change applied without being checked".to_owned()),
+        }
+    }
 }

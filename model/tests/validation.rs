@@ -388,8 +388,8 @@ fn statistics_are_written_by_their_centre_only() {
         .set_figures(&BTreeMap::from([(
             FigureKey {
                 year: 2021,
-                table: "demandes".into(),
-                cell: "total".into(),
+                table: "req_sector".into(),
+                cell: "03--enseignement--pret".into(),
             },
             785,
         )]))
@@ -400,11 +400,218 @@ fn statistics_are_written_by_their_centre_only() {
 
     let mut forged = hub.fork().with_actor(actor("namur", 1).actor_id());
     let (_, figures) = forged.get(ROOT, "figures").unwrap().unwrap();
-    forged.put(&figures, "2021/demandes/total", 1).unwrap();
+    forged
+        .put(&figures, "2021/req_sector/03--enseignement--pret", 1)
+        .unwrap();
     forged.commit();
     let changes = hub.get_changes_added(&mut forged);
     assert!(matches!(
         inner(validate_changes(&doc_id, hub.document(), &changes, &centre("namur")).unwrap_err()),
         ValidationError::ForeignStats { .. }
     ));
+
+    // Counts only: a name as a co-organiser, an unknown table, a string.
+    for (key, value) in [
+        (
+            "2021/event_org/e0123456789abcdef--kwazimodo_consultance",
+            automerge::ScalarValue::Uint(1),
+        ),
+        ("2021/noms/marie_dupont", automerge::ScalarValue::Uint(1)),
+        (
+            "2021/req_sector/03--enseignement--pret",
+            automerge::ScalarValue::Str("785".into()),
+        ),
+    ] {
+        let mut forged = hub.fork().with_actor(actor("liege", 2).actor_id());
+        let (_, figures) = forged.get(ROOT, "figures").unwrap().unwrap();
+        forged.put(&figures, key, value).unwrap();
+        forged.commit();
+        let changes = hub.get_changes_added(&mut forged);
+        assert!(
+            matches!(
+                inner(
+                    validate_changes(&doc_id, hub.document(), &changes, &centre("liege"))
+                        .unwrap_err()
+                ),
+                ValidationError::Schema { .. }
+            ),
+            "{key}"
+        );
+    }
+    let mut ok = hub.fork().with_actor(actor("liege", 2).actor_id());
+    let (_, figures) = ok.get(ROOT, "figures").unwrap().unwrap();
+    ok.put(&figures, "2021/event_org/e0123456789abcdef--namur", 1u64)
+        .unwrap();
+    ok.commit();
+    let changes = hub.get_changes_added(&mut ok);
+    validate_changes(&doc_id, hub.document(), &changes, &centre("liege")).unwrap();
+}
+
+/// A fork of the hub's bucket writing as `centre`, the way a client built on
+/// another Automerge library would: raw operations, any value type.
+fn forger(hub: &mut AutoCommit, centre_id: &str) -> AutoCommit {
+    hub.fork().with_actor(actor(centre_id, 1).actor_id())
+}
+
+fn schema_refusal(hub: &mut AutoCommit, forged: &mut AutoCommit, author: &str) -> String {
+    forged.commit();
+    let changes = new_changes(hub, forged);
+    assert!(!changes.is_empty());
+    match check(hub, &changes, author).map_err(inner) {
+        Err(
+            e @ (ValidationError::Schema { .. }
+            | ValidationError::Record { .. }
+            | ValidationError::TooLarge { .. }
+            | ValidationError::Structure { .. }),
+        ) => e.to_string(),
+        other => panic!("expected a schema refusal, got {other:?}"),
+    }
+}
+
+/// A new record of `centre` in the bucket, written field by field.
+fn raw_record(doc: &mut AutoCommit, id: &str, title_as_text: bool) -> ObjId {
+    let (_, records) = doc.get(ROOT, "records").unwrap().unwrap();
+    let record = doc
+        .put_object(&records, id, automerge::ObjType::Map)
+        .unwrap();
+    if title_as_text {
+        let title = doc
+            .put_object(&record, "title", automerge::ObjType::Text)
+            .unwrap();
+        doc.splice_text(&title, 0, 0, "Emotika").unwrap();
+    } else {
+        doc.put(&record, "title", "Emotika").unwrap();
+    }
+    doc.put(&record, "doc_type", "outil_pedagogique").unwrap();
+    for key in ["creator", "publisher", "conditions_of_use"] {
+        doc.put(&record, key, "").unwrap();
+    }
+    doc.put_object(&record, "description", automerge::ObjType::Text)
+        .unwrap();
+    for key in [
+        "themes",
+        "publics",
+        "languages",
+        "links",
+        "reviews",
+        "holdings",
+        "downloads",
+        "aliases",
+    ] {
+        doc.put_object(&record, key, automerge::ObjType::Map)
+            .unwrap();
+    }
+    record
+}
+
+#[test]
+fn forged_values_ids_and_personal_data_are_refused() {
+    let (mut hub, id) = hub_bucket();
+
+    // A record of the honest shape, with an id of namur's own: accepted.
+    let mut ok = forger(&mut hub, "namur");
+    let own = id_in_bucket("namur", BUCKET, 0);
+    raw_record(&mut ok, own.as_str(), false);
+    ok.commit();
+    let changes = new_changes(&mut hub, &mut ok);
+    check(&mut hub, &changes, "namur").unwrap();
+
+    // Squatting an id of Liège's numbering.
+    let mut f = forger(&mut hub, "namur");
+    let squatted = id_in_bucket("liege", BUCKET, 0);
+    raw_record(&mut f, squatted.as_str(), false);
+    let why = schema_refusal(&mut hub, &mut f, "namur");
+    assert!(why.contains("only by that centre"), "{why}");
+
+    // An id outside the grammar.
+    let mut f = forger(&mut hub, "namur");
+    raw_record(&mut f, "../../x|y", false);
+    schema_refusal(&mut hub, &mut f, "namur");
+
+    // A title as a Text object (what a plain string is in JS Automerge 3).
+    let mut f = forger(&mut hub, "namur");
+    raw_record(&mut f, id_in_bucket("namur", BUCKET, 1_000).as_str(), true);
+    let why = schema_refusal(&mut hub, &mut f, "namur");
+    assert!(why.contains("/title"), "{why}");
+
+    let record = record_obj(&hub, &id);
+    // A year as a string.
+    let mut f = forger(&mut hub, "namur");
+    f.put(&record, "year", "2020").unwrap();
+    let why = schema_refusal(&mut hub, &mut f, "namur");
+    assert!(why.contains("/year") && why.contains("unsigned"), "{why}");
+
+    // A field the schema does not have.
+    let mut f = forger(&mut hub, "namur");
+    f.put(&record, "notes_internes", "x").unwrap();
+    schema_refusal(&mut hub, &mut f, "namur");
+
+    // Holdings as a list, in a new record.
+    let mut f = forger(&mut hub, "namur");
+    let new = raw_record(&mut f, id_in_bucket("namur", BUCKET, 2_000).as_str(), false);
+    f.delete(&new, "holdings").unwrap();
+    f.put_object(&new, "holdings", automerge::ObjType::List)
+        .unwrap();
+    schema_refusal(&mut hub, &mut f, "namur");
+
+    // An e-mail address typed into the description, character by character.
+    let mut f = forger(&mut hub, "namur");
+    let (_, description) = f.get(&record, "description").unwrap().unwrap();
+    f.splice_text(&description, 0, 0, "contact : marie.dupont@example.org ")
+        .unwrap();
+    let why = schema_refusal(&mut hub, &mut f, "namur");
+    assert!(why.contains("e-mail"), "{why}");
+
+    // A phone number as a shelf mark.
+    let mut f = forger(&mut hub, "namur");
+    let (_, holdings) = f.get(&record, "holdings").unwrap().unwrap();
+    f.put(&holdings, "namur/shelf_mark", "0470/12.34.56")
+        .unwrap();
+    let why = schema_refusal(&mut hub, &mut f, "namur");
+    assert!(why.contains("phone"), "{why}");
+
+    // 6 MB in a title: one change far beyond what a change may hold.
+    let mut f = forger(&mut hub, "namur");
+    let big: String = (0..6_000_000u32)
+        .map(|i| char::from(b'a' + u8::try_from(i % 26).unwrap()))
+        .collect();
+    f.put(&record, "title", big).unwrap();
+    schema_refusal(&mut hub, &mut f, "namur");
+
+    // A long title within a small change is refused by its length.
+    let mut f = forger(&mut hub, "namur");
+    f.put(&record, "title", "é".repeat(501)).unwrap();
+    let why = schema_refusal(&mut hub, &mut f, "namur");
+    assert!(why.contains("500"), "{why}");
+}
+
+#[test]
+fn the_node_runs_the_same_rules_on_its_own_changes() {
+    let (mut hub, id) = hub_bucket();
+    let doc_id = DocId::catalogue(BUCKET);
+    let mut f = forger(&mut hub, "namur");
+    let record = record_obj(&f, &id);
+    f.put(&record, "year", "2020").unwrap();
+    f.commit();
+    let change = new_changes(&mut hub, &mut f).pop().unwrap();
+    let err =
+        clps_model::docs::validate_own_change(&doc_id, f.document(), &change, &centre("namur"))
+            .unwrap_err();
+    assert!(err.to_string().contains("/year"), "{err}");
+
+    // The typed operations of an honest node pass it.
+    let mut namur = replica(&mut hub, "namur");
+    let own = id_in_bucket("namur", BUCKET, 0);
+    namur
+        .create_record(&own, &fields("Le Covid-19 et nous"))
+        .unwrap();
+    let heads = hub.get_heads();
+    let change = namur.automerge_mut().get_changes(&heads).pop().unwrap();
+    clps_model::docs::validate_own_change(
+        &doc_id,
+        namur.automerge_mut().document(),
+        &change,
+        &centre("namur"),
+    )
+    .unwrap();
 }

@@ -529,6 +529,30 @@ pub enum CliError {
     Usage(String),
     #[error(transparent)]
     Federation(#[from] crate::federation::FederationError),
+    #[error("synchronisation incomplète : {} par le hub ; les modifications de ce centre y restent en attente, rien n'est perdu", blocked_phrase(*.0))]
+    Blocked(usize),
+}
+
+fn blocked_phrase(n: usize) -> String {
+    if n == 1 {
+        "1 document refusé".to_owned()
+    } else {
+        format!("{n} documents refusés")
+    }
+}
+
+/// What a per-document refusal means for staff.
+fn refusal_sentence(code: tonic::Code) -> &'static str {
+    match code {
+        tonic::Code::PermissionDenied => {
+            "le hub refuse une modification de ce document ou l'accès à son espace"
+        }
+        tonic::Code::ResourceExhausted => "le document dépasse la taille que le hub accepte",
+        tonic::Code::InvalidArgument => "le hub n'a pas pu lire ce que ce nœud a envoyé",
+        tonic::Code::NotFound => "le hub ne connaît pas ce document",
+        tonic::Code::Unavailable => "le hub n'a pas pu enregistrer ce document pour l'instant",
+        _ => "le hub n'a pas accepté ce document",
+    }
 }
 
 /// Runs one command; the caller prints the error and sets the exit code.
@@ -614,11 +638,16 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             );
             for failure in &report.failures {
                 println!(
-                    "  refusé par le hub : {} — {}",
-                    failure.doc_id, failure.message
+                    "  {} : {} (raison donnée par le hub : {})",
+                    failure.doc_id,
+                    refusal_sentence(failure.code),
+                    failure.message
                 );
             }
-            Ok(())
+            match report.failures.len() {
+                0 => Ok(()),
+                n => Err(CliError::Blocked(n)),
+            }
         }
         Command::Serve => {
             let store = open_existing(&data).await?;
@@ -728,6 +757,20 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                 .await?;
             println!("  documents partagés : {n_docs} ({records} notices au catalogue)");
             println!("  modifications en attente d'envoi : {pending}");
+            let blocked = store.call(|c| crate::federation::blocked_docs(c)).await?;
+            if !blocked.is_empty() {
+                println!(
+                    "  documents bloqués (refusés par le hub à la dernière synchronisation) :"
+                );
+                for b in &blocked {
+                    println!(
+                        "    {} depuis le {} : {}",
+                        b.doc_id,
+                        format_time(b.since),
+                        b.reason
+                    );
+                }
+            }
             match last {
                 Some((at, up, down)) => println!(
                     "  dernière synchronisation : {} ({up} envoyée(s), {down} reçue(s))",

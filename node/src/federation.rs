@@ -280,17 +280,64 @@ impl DocStore for NodeDocStore {
             report.wire_bytes_up,
             report.wire_bytes_down
         );
+        let blocked: Vec<(String, String, String)> = report
+            .failures
+            .iter()
+            .map(|f| (f.doc_id.clone(), format!("{:?}", f.code), f.message.clone()))
+            .collect();
+        let now = shared::now();
         self.store
             .call(move |c| {
-                c.execute(
+                let tx = c.transaction()?;
+                tx.execute(
                     "INSERT INTO meta (key, value) VALUES ('last_sync', ?1)
                      ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                     [summary],
                 )?;
+                // The refusals of this sync replace the previous ones: a
+                // document that went through is no longer blocked.
+                tx.execute("DELETE FROM blocked_docs WHERE doc_id NOT IN (SELECT value FROM json_each(?1))",
+                    [serde_json::to_string(&blocked.iter().map(|b| &b.0).collect::<Vec<_>>()).unwrap_or_default()])?;
+                for (doc_id, code, reason) in &blocked {
+                    tx.execute(
+                        "INSERT INTO blocked_docs (doc_id, code, reason, since) VALUES (?1, ?2, ?3, ?4)
+                         ON CONFLICT (doc_id) DO UPDATE SET code = excluded.code, reason = excluded.reason",
+                        rusqlite::params![doc_id, code, reason, now],
+                    )?;
+                }
+                tx.commit()?;
                 Ok(())
             })
             .await
     }
+}
+
+/// A shared document the hub refused at the last sync.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlockedDoc {
+    pub doc_id: String,
+    /// The gRPC code, as its name (`PermissionDenied`...).
+    pub code: String,
+    /// The hub's reason (its own words, for the operator).
+    pub reason: String,
+    pub since: i64,
+}
+
+/// The documents the hub refused at the last sync.
+pub fn blocked_docs(conn: &rusqlite::Connection) -> Result<Vec<BlockedDoc>, StoreError> {
+    let mut stmt =
+        conn.prepare("SELECT doc_id, code, reason, since FROM blocked_docs ORDER BY doc_id")?;
+    let rows = stmt
+        .query_map([], |r| {
+            Ok(BlockedDoc {
+                doc_id: r.get(0)?,
+                code: r.get(1)?,
+                reason: r.get(2)?,
+                since: r.get(3)?,
+            })
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(rows)
 }
 
 /// `last_sync` as recorded: (unix time, changes up, changes down).

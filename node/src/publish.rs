@@ -12,7 +12,8 @@
 //! | `loans`          | `mm--<document type>--<theme or none>` | loans |
 //! | `acc_scheme`, `acc_theme`, `acc_axis` | `mm--<code>`      | accompaniments (themes/axes: mentions) |
 //! | `events`         | `mm--<kind>--<event key>`              | participants |
-//! | `event_org`      | `<event key>--<organiser>`             | 1 per organiser |
+//! | `event_org`      | `<event key>--<centre id>`             | 1 per co-organising centre |
+//! | `event_partners` | `<event key>`                          | organisers that are not centres (never named) |
 //! | `holdings`       | `all--<document type>`                 | records this centre holds |
 //!
 //! An event key is derived from the event's date and normalised title, so a
@@ -161,8 +162,12 @@ pub fn aggregates(conn: &Connection, year: i32) -> Result<BTreeMap<FigureKey, u6
             .query_map([id], |r| r.get(0))?
             .collect::<rusqlite::Result<_>>()?;
         for organiser in organisers {
-            // Partners that are not centres are named by a slug of their name.
-            put("event_org", format!("{key}{SEP}{}", slug(&organiser)), 1);
+            // Only centres are named: a partner organisation or a person
+            // typed as organiser never leaves the centre, only their count.
+            match clps_model::CentreId::new(&organiser) {
+                Ok(centre) => put("event_org", format!("{key}{SEP}{centre}"), 1),
+                Err(_) => put("event_partners", key.clone(), 1),
+            }
         }
     }
     let centre = shared::centre(conn)?;

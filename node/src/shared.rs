@@ -262,6 +262,9 @@ pub fn store(
     if after == before {
         return Ok(());
     }
+    if local {
+        validate_own(tx, doc_id, doc, before)?;
+    }
     let existing = existing.map(|(n, _)| n);
     let n_chunks = match existing {
         Some(n) if n < COMPACT_AFTER => n + 1,
@@ -299,6 +302,39 @@ pub fn store(
     // Should the transaction roll back, the stored heads will not match the
     // copy and the next load reads the stored bytes.
     advance(tx, &key, doc, before, n_chunks);
+    Ok(())
+}
+
+/// Runs the hub's validation on this node's new changes before they are
+/// committed (the same function, `clps_model::docs`): an honest node never
+/// sends a change the hub refuses. Each change is judged on the document as
+/// it left it.
+fn validate_own(
+    conn: &Connection,
+    doc_id: &DocId,
+    doc: &mut AutoCommit,
+    before: &[ChangeHash],
+) -> Result<(), StoreError> {
+    let author = centre(conn)?;
+    let changes = doc.get_changes(before);
+    let last = changes.len().saturating_sub(1);
+    let whole = doc.document();
+    for (i, change) in changes.iter().enumerate() {
+        let forked;
+        let view = if i == last {
+            whole
+        } else {
+            forked = whole
+                .fork_at(&[change.hash()])
+                .map_err(|e| StoreError::Invalid(format!("document {doc_id} illisible : {e}")))?;
+            &forked
+        };
+        docs::validate_own_change(doc_id, view, change, &author).map_err(|e| {
+            StoreError::Invalid(format!(
+                "modification de {doc_id} refusée : elle ne respecte pas les règles des documents partagés ({e})"
+            ))
+        })?;
+    }
     Ok(())
 }
 

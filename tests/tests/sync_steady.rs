@@ -8,8 +8,10 @@
 //! changes, nothing pending anywhere, and the hub's refusal table is empty.
 //!
 //! CI runs two nodes for 60 s. `CLPS_STEADY_SECONDS` and `CLPS_STEADY_NODES`
-//! (up to 4) make it longer and wider; `CLPS_FAULT_SEED` replays a schedule.
-//! The figures are printed at the end.
+//! (up to 4) make it longer and wider, `CLPS_STEADY_PAUSE_MS` (150) is the
+//! mean pause between two edits of one centre (0: as fast as the CLI goes);
+//! `CLPS_FAULT_SEED` replays a schedule. The figures are printed at the end,
+//! and while it converges, what each node still differs in.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
@@ -68,7 +70,11 @@ async fn edit_loop(
     let mut rng = Rng::new(seed);
     let mut own: Vec<String> = Vec::new();
     let mut writes = 0u64;
+    let pause = env_u64("CLPS_STEADY_PAUSE_MS", 150);
     while Instant::now() < until {
+        // A centre's staff type one edit after another; the pause also keeps
+        // four editors from saturating two cores with CLI processes.
+        tokio::time::sleep(Duration::from_millis(rng.below(2 * pause + 1))).await;
         let pick = shared[pick_index(&mut rng, shared.len())].clone();
         let n = rng.below(1_000_000);
         let title = format!("Outil {n} ({centre})");
@@ -236,17 +242,63 @@ async fn nodes_editing_the_same_records_converge_without_restarting_serve() {
         writes += editor.await.unwrap();
     }
     let last = Duration::from_millis(last_edit.load(Ordering::Relaxed));
-    // Converged by the serving links alone: no `sync` is run.
+    // Converged by the serving links alone: no `sync` is run. Heads are
+    // compared first (a few ms to read; the hub read before and after the
+    // nodes, so a change in flight meanwhile is not taken for a stall), then
+    // every change of every node against the hub.
     let deadline = epoch + last + Duration::from_secs(60);
-    while !fed.converged().unwrap() {
+    let mut shown = Instant::now();
+    loop {
+        let before = hub_heads(&fed.hub_db());
+        let nodes: Vec<_> = datas.iter().map(|d| node_heads(d)).collect();
+        let after = hub_heads(&fed.hub_db());
+        if before == after
+            && nodes
+                .iter()
+                .all(|(h, pending)| *h == after && *pending == 0)
+        {
+            break;
+        }
         assert!(
             Instant::now() < deadline,
-            "not converged 60 s after the last edit; refusals: {:?}",
+            "not converged 60 s after the last edit: {}; refusals: {:?}",
+            lag(&fed),
             rejections(&fed.hub_db())
         );
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        if shown.elapsed() > Duration::from_secs(2) {
+            shown = Instant::now();
+            let behind: Vec<String> = nodes
+                .iter()
+                .zip(CENTRES)
+                .map(|((h, pending), c)| {
+                    let differ = after
+                        .iter()
+                        .filter(|(d, heads)| h.get(*d) != Some(heads))
+                        .map(|(d, _)| d.as_str())
+                        .collect::<Vec<_>>();
+                    format!("{c}: {pending} pending, {} documents differ", differ.len())
+                })
+                .collect();
+            println!(
+                "{:.1} s after the last edit: {}",
+                epoch.elapsed().saturating_sub(last).as_secs_f64(),
+                behind.join("; ")
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let converged_after = epoch.elapsed().saturating_sub(last);
+    // Every change of every node is at the hub (a statistics publication
+    // may land while the databases are read: read again).
+    let full = Instant::now() + Duration::from_secs(30);
+    while !fed.converged().unwrap() {
+        assert!(
+            Instant::now() < full,
+            "heads agree but changes differ: {}",
+            lag(&fed)
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     for serve in &mut serves {
         assert!(
             serve.try_wait().unwrap().is_none(),
@@ -282,6 +334,68 @@ async fn nodes_editing_the_same_records_converge_without_restarting_serve() {
     }
 }
 
+type Heads = std::collections::BTreeMap<String, String>;
+
+/// The hub's documents and their heads (sorted hex, as the nodes write them).
+fn hub_heads(hub_db: &Path) -> Heads {
+    let conn = rusqlite::Connection::open(hub_db).unwrap();
+    conn.prepare("SELECT doc_id, heads FROM documents")
+        .unwrap()
+        .query_map([], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?))
+        })
+        .unwrap()
+        .map(|row| {
+            let (doc, bytes) = row.unwrap();
+            let mut hex: Vec<String> = bytes
+                .chunks(32)
+                .map(|c| automerge::ChangeHash::try_from(c).unwrap().to_string())
+                .collect();
+            hex.sort();
+            (doc, hex.join(","))
+        })
+        .collect()
+}
+
+/// A node's documents and heads, and how many changes it has pending.
+fn node_heads(data: &Path) -> (Heads, i64) {
+    let conn = rusqlite::Connection::open(data.join("node.sqlite")).unwrap();
+    let heads = conn
+        .prepare("SELECT doc_id, heads FROM shared_doc_heads")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<Heads, _>>()
+        .unwrap();
+    let pending = conn
+        .query_row("SELECT COUNT(*) FROM pending_changes", [], |r| r.get(0))
+        .unwrap();
+    (heads, pending)
+}
+
+/// Per node: changes the hub has and it lacks, changes it has and the hub
+/// lacks, changes pending.
+fn lag(fed: &ProcFederation) -> String {
+    let hub = clps_tests::procs::hub_holdings(&fed.hub_db())
+        .unwrap()
+        .all();
+    fed.nodes
+        .iter()
+        .map(|(centre, data)| {
+            let (holdings, pending) =
+                clps_tests::procs::node_holdings(&data.join("node.sqlite")).unwrap();
+            let ours = holdings.all();
+            format!(
+                "{centre} -{} +{} pending {}",
+                hub.difference(&ours).count(),
+                ours.difference(&hub).count(),
+                pending.len()
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// A counter from the hub's metrics endpoint (0 if it cannot be read).
 async fn metric(fed: &ProcFederation, name: &str) -> u64 {
     let Some(addr) = fed.hub.as_ref().and_then(|h| h.metrics_addr()) else {
@@ -300,4 +414,58 @@ async fn metric(fed: &ProcFederation, name: &str) -> u64 {
     body.lines()
         .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
         .unwrap_or(0)
+}
+
+/// A document the hub refuses (here a point d'appui space the hub does not
+/// know) does not stop the others: `sync` sends the catalogue, then exits
+/// non-zero naming the refused document in French, and `status` shows it as
+/// blocked until a sync goes through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_document_is_reported_and_shown_as_blocked() {
+    let fed = ProcFederation::start(&["namur"], Vec::new()).await.unwrap();
+    let data = fed.nodes[0].1.clone();
+    node_ok(&data, &["appui", "create", "evras"]).await.unwrap();
+    let added = node_ok(
+        &data,
+        &[
+            "catalogue",
+            "add",
+            "--title",
+            "Outil envoyé malgré le refus",
+            "--type",
+            "outil_pedagogique",
+        ],
+    )
+    .await
+    .unwrap();
+    let run = node(&data, &["sync"]).await.unwrap();
+    assert!(!run.ok, "sync must fail: {}", run.stdout);
+    assert!(run.stdout.contains("appui/evras"), "{}", run.stdout);
+    assert!(
+        run.stderr
+            .contains("synchronisation incomplète : 1 document refusé par le hub"),
+        "{}",
+        run.stderr
+    );
+    // The catalogue went through.
+    let hub = clps_tests::procs::hub_holdings(&fed.hub_db()).unwrap();
+    let (holdings, pending) = clps_tests::procs::node_holdings(&data.join("node.sqlite")).unwrap();
+    let catalogue_changes: Vec<_> = holdings
+        .changes
+        .iter()
+        .filter(|(d, _)| d.starts_with("catalogue/"))
+        .flat_map(|(_, c)| c.iter().copied())
+        .collect();
+    assert!(!catalogue_changes.is_empty(), "{added}");
+    assert!(catalogue_changes.iter().all(|c| hub.all().contains(c)));
+    assert!(
+        !pending.is_empty(),
+        "the refused document's changes stay pending"
+    );
+
+    let status = node_ok(&data, &["status"]).await.unwrap();
+    assert!(
+        status.contains("documents bloqués") && status.contains("appui/evras"),
+        "{status}"
+    );
 }

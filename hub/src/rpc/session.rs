@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Instant;
 
-use automerge::{Automerge, Change, ChangeHash};
+use automerge::ChangeHash;
 use clps_model::docs::{DocId, SpaceId};
 use clps_model::sync::{DocPeer, Effect, space_digest};
 use clps_proto::pb;
@@ -254,6 +254,19 @@ impl Session {
     }
 
     async fn refuse(&self, doc_id: &str, refusal: DocRefusal) -> Result<(), SessionError> {
+        // A valid id is short; an invalid one is echoed (reply, log, table)
+        // by a prefix only.
+        let shortened;
+        let doc_id = if doc_id.len() > 128 {
+            let mut end = 128;
+            while !doc_id.is_char_boundary(end) {
+                end -= 1;
+            }
+            shortened = format!("{}…", &doc_id[..end]);
+            shortened.as_str()
+        } else {
+            doc_id
+        };
         Metrics::add(&self.ctx.metrics.doc_errors, 1);
         if refusal.is_rejected_change() {
             Metrics::add(&self.ctx.metrics.changes_rejected, 1);
@@ -298,10 +311,7 @@ impl Session {
             .sum();
         let peer = self.peers.entry(doc_id.clone()).or_default();
         let held_before = peer.held_total();
-        let identity = &self.identity;
-        let mut gate = |before: &Automerge, change: &Change| {
-            validate::check_change(&doc_id, before, change, identity, role)
-        };
+        let mut gate = validate::Gate::new(&doc_id, &self.identity, role);
         let effects = match peer.receive(&mut guard.doc, message, &mut gate) {
             Ok(effects) => effects,
             Err(e) => {

@@ -1402,3 +1402,256 @@ pub fn canonical_id(records: &BTreeMap<RecordId, Record>, id: &RecordId) -> Reco
     }
     current
 }
+
+/// The catalogue's schema as the validation gate checks it, operation by
+/// operation (types, keys, owners, lengths) and, once a change is applied,
+/// record by record (every text readable, within its length, without an
+/// e-mail address or a phone number). The hub runs it on every incoming
+/// change and the node before it commits its own (`validate`); the typed
+/// operations above never write anything it refuses.
+pub(crate) mod rules {
+    use automerge::ObjType;
+    use automerge::ScalarValue;
+    use automerge::legacy::OpType;
+
+    use super::*;
+
+    pub const MAX_TITLE_CHARS: usize = 500;
+    pub const MAX_NAME_CHARS: usize = 500;
+    pub const MAX_CONDITIONS_CHARS: usize = 1_000;
+    pub const MAX_DESCRIPTION_CHARS: usize = 20_000;
+    pub const MAX_SHELF_MARK_CHARS: usize = 100;
+    pub const MAX_REVIEW_CHARS: usize = 2_000;
+    pub const MAX_SET_MEMBERS: usize = 64;
+    pub const MAX_COPIES: u64 = 10_000;
+
+    fn str_value(action: &OpType) -> Option<&str> {
+        match action {
+            OpType::Put(ScalarValue::Str(s)) => Some(s.as_str()),
+            _ => None,
+        }
+    }
+
+    fn uint_value(action: &OpType) -> Option<u64> {
+        match action {
+            OpType::Put(ScalarValue::Uint(n)) => Some(*n),
+            OpType::Put(ScalarValue::Int(n)) => u64::try_from(*n).ok(),
+            _ => None,
+        }
+    }
+
+    fn bounded_str(action: &OpType, max: usize) -> Result<(), String> {
+        match str_value(action) {
+            Some(s) if s.chars().count() <= max => Ok(()),
+            Some(_) => Err(format!("more than {max} characters")),
+            None => Err("not a plain string".to_owned()),
+        }
+    }
+
+    fn bounded_uint(action: &OpType, min: u64, max: u64) -> Result<(), String> {
+        match uint_value(action) {
+            Some(n) if (min..=max).contains(&n) => Ok(()),
+            Some(n) => Err(format!("{n} is not between {min} and {max}")),
+            None => Err("not an unsigned integer".to_owned()),
+        }
+    }
+
+    /// A record id a change may create in `bucket`: the id grammar, the
+    /// right bucket, and a `<centre>.<n>` id only by that centre.
+    pub fn check_new_record_id(id: &str, bucket: u16, author: &CentreId) -> Result<(), String> {
+        let parsed = RecordId::parse(id).map_err(|e| e.to_string())?;
+        if bucket_of(&parsed) != bucket {
+            return Err(format!(
+                "record {id} belongs in bucket {}",
+                bucket_of(&parsed)
+            ));
+        }
+        if let Some((centre, number)) = id.rsplit_once('.')
+            && (centre != author.as_str()
+                || number.is_empty()
+                || !number.bytes().all(|b| b.is_ascii_digit()))
+        {
+            return Err(format!(
+                "an id of the form <centre>.<number> is created only by that centre, not {author}"
+            ));
+        }
+        Ok(())
+    }
+
+    /// A write of `field` directly in a record (`created_here`: the record
+    /// is created by the same change). Provenance is checked by the caller.
+    pub fn check_field(field: &str, action: &OpType, created_here: bool) -> Result<(), String> {
+        let container = |kind: ObjType| match action {
+            OpType::Make(k) if *k == kind && created_here => Ok(()),
+            OpType::Make(k) if *k == kind => Err("created only with its record".to_owned()),
+            _ => Err(format!("must be a {kind:?} created with its record")),
+        };
+        if matches!(action, OpType::Delete) {
+            // Optional numbers are removed this way, and writing the value a
+            // conflicted key already shows is encoded as a delete of the
+            // other values; a record that loses a field it needs fails the
+            // read-back check. Containers are never removed.
+            return if RECORD_CONTAINERS.contains(&field) {
+                Err("cannot be removed".to_owned())
+            } else {
+                Ok(())
+            };
+        }
+        match field {
+            TITLE => bounded_str(action, MAX_TITLE_CHARS),
+            CREATOR | PUBLISHER => bounded_str(action, MAX_NAME_CHARS),
+            CONDITIONS => bounded_str(action, MAX_CONDITIONS_CHARS),
+            DOC_TYPE => match str_value(action) {
+                Some(code) if vocab::get().document_types.contains(code) => Ok(()),
+                Some(code) => Err(format!("« {code} » is not a document type")),
+                None => Err("not a plain string".to_owned()),
+            },
+            YEAR => bounded_uint(action, 0, 9_999),
+            AGE_MIN | AGE_MAX => bounded_uint(action, 0, 120),
+            MERGED_INTO => match str_value(action) {
+                Some(id) if RecordId::parse(id).is_ok() => Ok(()),
+                _ => Err("not a record id".to_owned()),
+            },
+            DESCRIPTION => container(ObjType::Text),
+            THEMES | PUBLICS | LANGUAGES | LINKS | REVIEWS | HOLDINGS | DOWNLOADS | ALIASES => {
+                container(ObjType::Map)
+            }
+            CREATED_BY | LAST_EDITED_BY => Ok(()),
+            _ => Err("not a field of a catalogue record".to_owned()),
+        }
+    }
+
+    /// A write inside one of a record's containers, by `author`.
+    pub fn check_entry(
+        container: &str,
+        key: Option<&str>,
+        action: &OpType,
+        author: &CentreActor,
+    ) -> Result<(), String> {
+        if let OpType::Make(_) = action {
+            return Err("no object may be nested here".to_owned());
+        }
+        let Some(key) = key else {
+            // Only a description is a sequence: characters go in and out.
+            return match (container, action) {
+                (DESCRIPTION, OpType::Put(ScalarValue::Str(_)) | OpType::Delete) => Ok(()),
+                _ => Err("not a text".to_owned()),
+            };
+        };
+        let set_member = |ok: bool| match action {
+            _ if !ok => Err(format!("« {key} » is not a valid member")),
+            OpType::Put(ScalarValue::Boolean(true)) | OpType::Delete => Ok(()),
+            _ => Err("a set member is written as true".to_owned()),
+        };
+        let centre = author.centre.as_str();
+        match container {
+            THEMES => set_member(vocab::get().themes.contains(key)),
+            PUBLICS | LANGUAGES => set_member(check_slug(key).is_ok()),
+            LINKS => set_member(check_link(key).is_ok()),
+            ALIASES => set_member(RecordId::parse(key).is_ok()),
+            HOLDINGS => {
+                let Some(field) = key
+                    .strip_prefix(centre)
+                    .and_then(|rest| rest.strip_prefix('/'))
+                else {
+                    return Err(format!(
+                        "a holding is written under its centre, not by {centre}"
+                    ));
+                };
+                if matches!(action, OpType::Delete) {
+                    return Ok(());
+                }
+                match field {
+                    "copies" => bounded_uint(action, 0, MAX_COPIES),
+                    "shelf_mark" => bounded_str(action, MAX_SHELF_MARK_CHARS),
+                    "availability" => match str_value(action) {
+                        Some(code) if Availability::from_code(code).is_some() => Ok(()),
+                        _ => Err("not an availability code".to_owned()),
+                    },
+                    _ => Err(format!("« {field} » is not a holding field")),
+                }
+            }
+            REVIEWS => {
+                let mut parts = key.split('/');
+                let (owner, role, field) = (parts.next(), parts.next(), parts.next());
+                if owner != Some(centre) || parts.next().is_some() {
+                    return Err(format!(
+                        "a review is written under its centre, not by {centre}"
+                    ));
+                }
+                if role.is_none_or(|r| ReviewerRole::from_code(r).is_none()) {
+                    return Err("not a reviewer role".to_owned());
+                }
+                if matches!(action, OpType::Delete) {
+                    return Ok(());
+                }
+                match field {
+                    Some("rating") => bounded_uint(action, 1, 5),
+                    Some("text") => bounded_str(action, MAX_REVIEW_CHARS),
+                    _ => Err("not a review field".to_owned()),
+                }
+            }
+            DOWNLOADS => {
+                let mut parts = key.split('/');
+                let distributor = parts.next().unwrap_or("");
+                let owner = parts.next().unwrap_or("");
+                let instance = parts.next().unwrap_or("");
+                if owner != centre
+                    || instance != hex::encode(author.instance)
+                    || parts.next().is_some()
+                {
+                    return Err(format!(
+                        "downloads are counted under their own writer, not {key}"
+                    ));
+                }
+                check_slug(distributor).map_err(|e| e.to_string())?;
+                match action {
+                    OpType::Put(ScalarValue::Counter(_)) | OpType::Increment(_) => Ok(()),
+                    _ => Err("a download count is a counter".to_owned()),
+                }
+            }
+            _ => Err("not a container of a catalogue record".to_owned()),
+        }
+    }
+
+    /// A record as a change left it: readable, within its bounds, and free
+    /// of e-mail addresses and phone numbers in every text.
+    pub fn check_record(record: &Record) -> Result<(), String> {
+        let f = &record.fields;
+        if f.title.trim().is_empty() || f.doc_type.is_empty() {
+            return Err("a record needs a title and a document type".to_owned());
+        }
+        if f.description.chars().count() > MAX_DESCRIPTION_CHARS {
+            return Err(format!(
+                "description longer than {MAX_DESCRIPTION_CHARS} characters"
+            ));
+        }
+        for (name, set) in [
+            ("themes", &f.themes),
+            ("publics", &f.publics),
+            ("languages", &f.languages),
+            ("links", &f.links),
+        ] {
+            if set.len() > MAX_SET_MEMBERS {
+                return Err(format!("more than {MAX_SET_MEMBERS} {name}"));
+            }
+        }
+        let mut texts: Vec<(&'static str, &str)> = vec![
+            ("title", &f.title),
+            ("creator", &f.creator),
+            ("publisher", &f.publisher),
+            ("description", &f.description),
+            ("conditions_of_use", &f.conditions_of_use),
+        ];
+        for holding in record.holdings.values() {
+            texts.push(("shelf_mark", &holding.shelf_mark));
+        }
+        for review in record.reviews.values() {
+            texts.push(("review", &review.text));
+        }
+        for (field, text) in texts {
+            check_free_text(field, text).map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    }
+}

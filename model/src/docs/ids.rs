@@ -41,6 +41,17 @@ pub enum DocIdError {
     Centre(#[from] crate::centres::UnknownCentre),
 }
 
+/// What an error shows of an invalid input: a short prefix, never the
+/// whole of what a peer sent (a 4 MiB id must not come back in the reply).
+fn shown(s: &str) -> String {
+    const SHOWN: usize = 64;
+    if s.chars().count() <= SHOWN {
+        s.to_owned()
+    } else {
+        s.chars().take(SHOWN).collect::<String>() + "…"
+    }
+}
+
 fn valid_key(key: &str) -> bool {
     !key.is_empty()
         && key.len() <= 64
@@ -66,7 +77,7 @@ impl DocId {
 
     pub fn appui(scheme: &str) -> Result<DocId, DocIdError> {
         if !valid_key(scheme) {
-            return Err(DocIdError::Key(scheme.to_owned()));
+            return Err(DocIdError::Key(shown(scheme)));
         }
         Ok(DocId {
             kind: DocKind::Appui {
@@ -77,7 +88,7 @@ impl DocId {
 
     pub fn survey(survey: &str) -> Result<DocId, DocIdError> {
         if !valid_key(survey) {
-            return Err(DocIdError::Key(survey.to_owned()));
+            return Err(DocIdError::Key(shown(survey)));
         }
         Ok(DocId {
             kind: DocKind::Survey {
@@ -89,20 +100,26 @@ impl DocId {
     pub fn parse(s: &str) -> Result<DocId, DocIdError> {
         let (kind, key) = s
             .split_once('/')
-            .ok_or_else(|| DocIdError::Shape(s.to_owned()))?;
+            .ok_or_else(|| DocIdError::Shape(shown(s)))?;
         match kind {
             "catalogue" => {
                 let bucket: u16 = key
                     .parse()
                     .ok()
-                    .filter(|b| *b < CATALOGUE_BUCKETS && key.len() == 3)
-                    .ok_or_else(|| DocIdError::Bucket(key.to_owned()))?;
+                    // Only the canonical spelling: `+53` or ` 53` would
+                    // name catalogue/053 under another id.
+                    .filter(|b| {
+                        *b < CATALOGUE_BUCKETS
+                            && key.len() == 3
+                            && key.bytes().all(|c| c.is_ascii_digit())
+                    })
+                    .ok_or_else(|| DocIdError::Bucket(shown(key)))?;
                 Ok(DocId::catalogue(bucket))
             }
             "appui" => DocId::appui(key),
             "survey" => DocId::survey(key),
             "stats" => Ok(DocId::stats(CentreId::new(key)?)),
-            other => Err(DocIdError::Kind(other.to_owned())),
+            other => Err(DocIdError::Kind(shown(other))),
         }
     }
 
@@ -147,8 +164,8 @@ impl SpaceId {
         match s.split_once(':') {
             None if s == "catalogue" || s == "stats" => Ok(SpaceId(s.to_owned())),
             Some(("appui" | "survey", key)) if valid_key(key) => Ok(SpaceId(s.to_owned())),
-            Some((_, key)) if !valid_key(key) => Err(DocIdError::Key(key.to_owned())),
-            _ => Err(DocIdError::Kind(s.to_owned())),
+            Some((_, key)) if !valid_key(key) => Err(DocIdError::Key(shown(key))),
+            _ => Err(DocIdError::Kind(shown(s))),
         }
     }
 }
@@ -184,6 +201,14 @@ mod tests {
         );
         assert!(DocId::parse("catalogue/256").is_err());
         assert!(DocId::parse("catalogue/7").is_err());
+        // Only the canonical spelling of a bucket.
+        for other in ["catalogue/+53", "catalogue/ 53", "catalogue/-01"] {
+            assert!(DocId::parse(other).is_err(), "{other}");
+        }
+        // An error shows a short prefix of what was sent, not all of it.
+        let huge = format!("appui/{}", "x".repeat(4 * 1024 * 1024));
+        let shown = DocId::parse(&huge).unwrap_err().to_string();
+        assert!(shown.len() < 200, "{} bytes", shown.len());
         assert!(DocId::parse("stats/atlantis").is_err());
         assert!(DocId::parse("survey/../etc").is_err());
         assert!(DocId::parse("nothing").is_err());

@@ -32,4 +32,7 @@ pub use ids::{CATALOGUE_BUCKETS, DocId, DocIdError, DocKind, SpaceId};
 pub use schema::{DocError, SCHEMA_VERSION, create_doc, genesis_change, load_doc, load_doc_with};
 pub use stats::StatsDoc;
 pub use survey::SurveyDoc;
-pub use validate::{ValidationError, causal_order, validate_change, validate_changes};
+pub use validate::{
+    MAX_CHANGE_BYTES, Touched, ValidationError, causal_order, check_applied, check_ops,
+    validate_change, validate_changes, validate_own_change,
+};

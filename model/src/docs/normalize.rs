@@ -80,6 +80,49 @@ pub fn contains_email(text: &str) -> bool {
         .any(looks_like_email)
 }
 
+/// True when `text` holds something shaped like a telephone number: a run
+/// that starts with `0` or `+` (not inside a word or a longer number), made
+/// of digits with single spaces, dots, slashes or dashes between groups, and
+/// 9 to 12 digits in all (Belgian numbers: 9 or 10 digits from `0`, 11 with
+/// `+32`). ISBNs (from 978/979 or 2…) and years do not start that way.
+pub fn contains_phone(text: &str) -> bool {
+    let chars: Vec<char> = text.chars().collect();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        let starts = (c == '0' || (c == '+' && chars.get(i + 1).is_some_and(char::is_ascii_digit)))
+            && (i == 0 || !(chars[i - 1].is_alphanumeric() || chars[i - 1] == '+'));
+        if !starts {
+            i += 1;
+            continue;
+        }
+        let mut digits = 0;
+        let mut j = if c == '+' { i + 1 } else { i };
+        let mut last_was_separator = false;
+        while j < chars.len() {
+            let d = chars[j];
+            if d.is_ascii_digit() {
+                digits += 1;
+                last_was_separator = false;
+            } else if matches!(d, ' ' | '.' | '/' | '-')
+                && !last_was_separator
+                && chars.get(j + 1).is_some_and(char::is_ascii_digit)
+            {
+                last_was_separator = true;
+            } else {
+                break;
+            }
+            j += 1;
+        }
+        let glued = chars.get(j).is_some_and(|d| d.is_alphanumeric());
+        if (9..=12).contains(&digits) && !glued {
+            return true;
+        }
+        i = j.max(i + 1);
+    }
+    false
+}
+
 fn looks_like_email(token: &str) -> bool {
     let token = token.trim_matches(|c: char| !c.is_alphanumeric());
     match token.split_once('@') {
@@ -96,6 +139,30 @@ fn looks_like_email(token: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn spots_phone_numbers_not_isbns_or_years() {
+        for phone in [
+            "appeler le 071 33 02 29",
+            "GSM : 0470/12.34.56",
+            "(+32 71 33 02 29)",
+            "tél. 04-223-00-00",
+            "0478123456",
+        ] {
+            assert!(contains_phone(phone), "{phone}");
+        }
+        for other in [
+            "ISBN 978-2-7011-6213-6",
+            "ISBN 2-7011-6213-X",
+            "de 2019-2021, 6 à 12 ans",
+            "réf. 0123",
+            "1 000 000 exemplaires",
+            "version 0.9.1",
+            "",
+        ] {
+            assert!(!contains_phone(other), "{other}");
+        }
+    }
 
     #[test]
     fn folds_accents_case_and_punctuation() {

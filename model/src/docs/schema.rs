@@ -57,7 +57,7 @@ pub enum DocError {
     #[error("« {0} » must be 1 to 64 characters of a-z, 0-9, '-' or '_'")]
     BadSlug(String),
     #[error(
-        "field {field} looks like it holds an e-mail address; shared documents never hold personal data"
+        "field {field} looks like it holds an e-mail address or a phone number; shared documents never hold personal data"
     )]
     PersonalData { field: &'static str },
     #[error("{0}")]
@@ -311,9 +311,10 @@ pub(crate) fn check_slug(s: &str) -> Result<(), DocError> {
     }
 }
 
-/// Refuses free text that carries an e-mail address.
+/// Refuses free text that carries an e-mail address or a phone number.
 pub(crate) fn check_free_text(field: &'static str, text: &str) -> Result<(), DocError> {
-    if crate::docs::normalize::contains_email(text) {
+    if crate::docs::normalize::contains_email(text) || crate::docs::normalize::contains_phone(text)
+    {
         Err(DocError::PersonalData { field })
     } else {
         Ok(())

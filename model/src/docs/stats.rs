@@ -23,6 +23,7 @@ use crate::docs::schema::{self, DocError, check_slug, get_obj, get_str, get_u64,
 
 const CENTRE: &str = "centre";
 const FIGURES: &str = "figures";
+pub(crate) const FIGURES_KEY: &str = FIGURES;
 
 pub(crate) fn genesis_content(doc: &mut AutoCommit, centre: &CentreId) -> Result<(), DocError> {
     doc.put(ROOT, CENTRE, centre.as_str())?;
@@ -36,6 +37,61 @@ pub struct FigureKey {
     pub year: u16,
     pub table: String,
     pub cell: String,
+}
+
+/// The tables a centre publishes (see `clps-node`'s `publish`).
+pub const TABLES: [&str; 12] = [
+    "req_sector",
+    "req_theme",
+    "req_profession",
+    "req_contact",
+    "loans",
+    "acc_scheme",
+    "acc_theme",
+    "acc_axis",
+    "events",
+    "event_org",
+    "event_partners",
+    "holdings",
+];
+
+/// A figure as the validation gate accepts it: a known table, a cell of
+/// slugs (codes, months, event keys) and, for co-organisers, a centre id:
+/// counts only, no name of anything local.
+pub fn check_figure_key(year: u16, table: &str, cell: &str) -> Result<(), String> {
+    if year == 0 || !TABLES.contains(&table) {
+        return Err(format!("« {table} » is not a published table"));
+    }
+    check_slug(cell).map_err(|e| e.to_string())?;
+    if table == "event_org" {
+        let organiser = cell.rsplit(crate::stats::SEP).next().unwrap_or("");
+        if CentreId::new(organiser).is_err() {
+            return Err("a co-organiser is named by its centre id only".to_owned());
+        }
+    }
+    Ok(())
+}
+
+/// One write in `figures`, by the document's centre.
+pub(crate) fn check_figure_write(
+    key: Option<&str>,
+    action: &automerge::legacy::OpType,
+) -> Result<(), String> {
+    use automerge::ScalarValue;
+    use automerge::legacy::OpType;
+    let key = key.ok_or_else(|| "figures is a map".to_owned())?;
+    let mut parts = key.splitn(3, '/');
+    let year = parts
+        .next()
+        .and_then(|y| y.parse::<u16>().ok())
+        .ok_or_else(|| format!("« {key} » does not start with a year"))?;
+    let (table, cell) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+    check_figure_key(year, table, cell)?;
+    match action {
+        OpType::Put(ScalarValue::Uint(_)) | OpType::Delete => Ok(()),
+        OpType::Put(ScalarValue::Int(n)) if *n >= 0 => Ok(()),
+        _ => Err("a figure is a count".to_owned()),
+    }
 }
 
 /// A centre's statistics document, opened for writing by that centre.
@@ -92,8 +148,7 @@ impl StatsDoc {
     /// Publishes a batch of counts as one change.
     pub fn set_figures(&mut self, figures: &BTreeMap<FigureKey, u64>) -> Result<(), DocError> {
         for key in figures.keys() {
-            check_slug(&key.table)?;
-            check_slug(&key.cell)?;
+            check_figure_key(key.year, &key.table, &key.cell).map_err(DocError::Invalid)?;
         }
         let obj = schema::root_obj(&self.doc, FIGURES)?;
         one_change(&mut self.doc, self.time, "figures".to_owned(), |doc| {

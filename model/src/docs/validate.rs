@@ -39,14 +39,14 @@
 //! A single change costs a decode and one path lookup per distinct object it
 //! touches; nothing is copied.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use automerge::legacy::{Key, ObjectId, OpType};
 use automerge::{Automerge, Change, ChangeHash, ObjId, Prop, ROOT, ReadDoc, ScalarValue};
 
 use crate::actor::{ActorError, CentreActor};
 use crate::centres::CentreId;
-use crate::docs::catalogue::{RECORD_CONTAINERS, keys as cat};
+use crate::docs::catalogue::{RECORD_CONTAINERS, RecordId, keys as cat, read_record, rules};
 use crate::docs::ids::{DocId, DocKind};
 use crate::docs::schema::{self, genesis_actor};
 
@@ -88,6 +88,12 @@ pub enum ValidationError {
     Survey(String),
     #[error("change alters the fixed structure of the document at {path}")]
     Structure { path: String },
+    #[error("change writes {path}: {why}")]
+    Schema { path: String, why: String },
+    #[error("record {record} as the change leaves it is refused: {why}")]
+    Record { record: String, why: String },
+    #[error("change is {bytes} bytes, more than the {limit} a change may hold")]
+    TooLarge { bytes: usize, limit: usize },
     #[error("change {index} of the batch is refused")]
     Batch {
         index: usize,
@@ -104,14 +110,76 @@ pub enum ValidationError {
     },
 }
 
+/// Most bytes one change may hold, far below a document's limit: a record
+/// with a full description is a few tens of kB.
+pub const MAX_CHANGE_BYTES: usize = 512 * 1024;
+
+/// What a change wrote, to be checked again once it is applied
+/// ([`check_applied`]).
+#[derive(Debug, Clone, Default)]
+pub struct Touched {
+    records: BTreeSet<String>,
+}
+
 /// Checks one change against the document it is sent for. `before` must hold
-/// every dependency of the change.
+/// every dependency of the change. Only the operation rules: the hub also
+/// runs [`check_applied`] on the document with the change applied (the sync
+/// gate does both).
 pub fn validate_change(
     doc_id: &DocId,
     before: &Automerge,
     change: &Change,
     author: &CentreId,
 ) -> Result<(), ValidationError> {
+    check_ops(doc_id, before, change, author, false).map(|_| ())
+}
+
+/// The operation rules for a change the node made itself and already
+/// applied to `after` (its own copy), before the node commits it: the same
+/// rules the hub runs, judged on the document as the change's dependencies
+/// left it.
+pub fn validate_own_change(
+    doc_id: &DocId,
+    after: &Automerge,
+    change: &Change,
+    author: &CentreId,
+) -> Result<(), ValidationError> {
+    let touched = check_ops(doc_id, after, change, author, true)?;
+    check_applied(doc_id, after, &touched)
+}
+
+/// The content rules, on the document with the change applied: every record
+/// it touched reads back, within its bounds, with no e-mail address or phone
+/// number in any text.
+pub fn check_applied(
+    doc_id: &DocId,
+    after: &Automerge,
+    touched: &Touched,
+) -> Result<(), ValidationError> {
+    if let DocKind::Catalogue { .. } = doc_id.kind() {
+        for record in &touched.records {
+            let refused = |why: String| ValidationError::Record {
+                record: record.clone(),
+                why,
+            };
+            let id = RecordId::parse(record).map_err(|e| refused(e.to_string()))?;
+            let read = read_record(after, &id).ok_or_else(|| refused("unreadable".to_owned()))?;
+            rules::check_record(&read).map_err(refused)?;
+        }
+    }
+    Ok(())
+}
+
+/// The operation rules; `applied`: `doc` already holds the change (the
+/// node's own), so what existed is judged at the change's dependencies.
+pub fn check_ops(
+    doc_id: &DocId,
+    doc: &Automerge,
+    change: &Change,
+    author: &CentreId,
+    applied: bool,
+) -> Result<Touched, ValidationError> {
+    let before = doc;
     if change.actor_id() == &genesis_actor() {
         let genesis =
             schema::genesis_change(doc_id).map_err(|source| ValidationError::Genesis {
@@ -119,7 +187,7 @@ pub fn validate_change(
                 source: Box::new(source),
             })?;
         return if genesis.hash() == change.hash() {
-            Ok(())
+            Ok(Touched::default())
         } else {
             Err(ValidationError::ForgedGenesis {
                 doc: doc_id.to_string(),
@@ -132,6 +200,13 @@ pub fn validate_change(
         return Err(ValidationError::ForeignActor {
             actor: actor.centre,
             author: author.clone(),
+        });
+    }
+    let bytes = change.raw_bytes().len();
+    if bytes > MAX_CHANGE_BYTES {
+        return Err(ValidationError::TooLarge {
+            bytes,
+            limit: MAX_CHANGE_BYTES,
         });
     }
     for dep in change.deps() {
@@ -157,6 +232,8 @@ pub fn validate_change(
         cache: HashMap::new(),
         created_records: HashSet::new(),
         deps: change.deps().to_vec(),
+        applied,
+        touched: Touched::default(),
     };
     // automerge 0.12 panics decoding a change whose operations name an
     // actor missing from the change's actor table (found by the fault
@@ -179,7 +256,7 @@ pub fn validate_change(
             check.local_paths.insert(id, child);
         }
     }
-    Ok(())
+    Ok(check.touched)
 }
 
 /// Checks a batch of changes in the given order, each against `before` plus
@@ -196,16 +273,14 @@ pub fn validate_changes(
             source: Box::new(source),
         }
     };
-    if let [single] = changes {
-        return validate_change(doc_id, before, single, author).map_err(batch(0));
-    }
     // Later changes may build on objects created by earlier ones, so each is
-    // applied to a private copy once it has passed.
+    // applied to a private copy once it has passed, and checked again there.
     let mut work = before.fork();
     for (index, change) in changes.iter().enumerate() {
-        validate_change(doc_id, &work, change, author).map_err(batch(index))?;
+        let touched = check_ops(doc_id, &work, change, author, false).map_err(batch(index))?;
         work.apply_changes([change.clone()])
             .map_err(|e| batch(index)(ValidationError::Apply(e)))?;
+        check_applied(doc_id, &work, &touched).map_err(batch(index))?;
     }
     Ok(())
 }
@@ -256,6 +331,9 @@ struct Checker<'a> {
     created_records: HashSet<String>,
     /// The change's dependencies: the document as its author saw it.
     deps: Vec<ChangeHash>,
+    /// `before` already holds the change (a node checking its own).
+    applied: bool,
+    touched: Touched,
 }
 
 impl Checker<'_> {
@@ -310,7 +388,15 @@ impl Checker<'_> {
             DocKind::Catalogue { .. } => self.catalogue_op(path, key, action),
             DocKind::Appui { .. } => self.appui_op(path, key),
             DocKind::Survey { .. } => self.survey_op(path, key, action),
-            DocKind::Stats { .. } => Ok(()),
+            DocKind::Stats { .. } => match path {
+                [top] if top == crate::docs::stats::FIGURES_KEY => {
+                    crate::docs::stats::check_figure_write(key, action)
+                        .map_err(|why| self.schema_error(path, key, why))
+                }
+                _ => Err(ValidationError::Structure {
+                    path: format!("/{}/{}", path.join("/"), key.unwrap_or("#")),
+                }),
+            },
         }
     }
 
@@ -333,11 +419,33 @@ impl Checker<'_> {
                     return Err(structure(path, key));
                 };
                 let exists = schema::get_obj(self.before, &ROOT, cat::RECORDS)
-                    .map(|records: ObjId| matches!(self.before.get(&records, id), Ok(Some(_))))
+                    .map(|records: ObjId| {
+                        let at_deps =
+                            matches!(self.before.get_at(&records, id, &self.deps), Ok(Some(_)));
+                        // A node checking its own change finds the record it
+                        // just created: only what its author saw counts.
+                        at_deps
+                            || (!self.applied
+                                && matches!(self.before.get(&records, id), Ok(Some(_))))
+                    })
                     .unwrap_or(false);
                 match action {
                     OpType::Make(_) if !exists && !self.created_records.contains(id) => {
+                        if !matches!(action, OpType::Make(automerge::ObjType::Map)) {
+                            return Err(self.schema_error(
+                                path,
+                                key,
+                                "a record is a map".to_owned(),
+                            ));
+                        }
+                        let bucket = match self.doc_id.kind() {
+                            DocKind::Catalogue { bucket } => *bucket,
+                            _ => 0,
+                        };
+                        rules::check_new_record_id(id, bucket, self.author())
+                            .map_err(|why| self.schema_error(path, key, why))?;
                         self.created_records.insert(id.to_owned());
+                        self.touched.records.insert(id.to_owned());
                         Ok(())
                     }
                     _ => Err(structure(path, key)),
@@ -387,9 +495,29 @@ impl Checker<'_> {
                 if RECORD_CONTAINERS.contains(&field) && !created_here {
                     return Err(structure(path, key));
                 }
-                Ok(())
+                self.touched.records.insert(record.clone());
+                rules::check_field(field, action, created_here)
+                    .map_err(|why| self.schema_error(path, Some(field), why))
             }
             [top, record, container] if top == cat::RECORDS => {
+                self.touched.records.insert(record.clone());
+                self.owned_entry(record, container, key)?;
+                rules::check_entry(container, key, action, self.actor)
+                    .map_err(|why| self.schema_error(path, key, why))
+            }
+            _ => Err(structure(path, key)),
+        }
+    }
+
+    /// Holdings, reviews and download counters under another centre's key.
+    fn owned_entry(
+        &self,
+        record: &str,
+        container: &str,
+        key: Option<&str>,
+    ) -> Result<(), ValidationError> {
+        {
+            {
                 let Some(key) = key else {
                     return Ok(());
                 };
@@ -397,7 +525,7 @@ impl Checker<'_> {
                 let first = parts.next().unwrap_or("");
                 if container == cat::HOLDINGS && first != self.author().as_str() {
                     return Err(ValidationError::ForeignHoldings {
-                        record: record.clone(),
+                        record: record.to_owned(),
                         owner: first.to_owned(),
                     });
                 }
@@ -423,8 +551,18 @@ impl Checker<'_> {
                 }
                 Ok(())
             }
-            _ => Ok(()),
         }
+    }
+
+    fn schema_error(&self, path: &[String], key: Option<&str>, why: String) -> ValidationError {
+        let mut shown: Vec<&str> = path.iter().map(String::as_str).collect();
+        shown.push(key.unwrap_or("#"));
+        let mut path = format!("/{}", shown.join("/"));
+        // The path echoes the sender's keys: a short prefix is enough.
+        if path.chars().count() > 200 {
+            path = path.chars().take(200).collect::<String>() + "…";
+        }
+        ValidationError::Schema { path, why }
     }
 
     fn survey_op(

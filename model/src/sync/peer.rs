@@ -43,6 +43,13 @@ pub const MAX_HELD_ROUNDS: u32 = 8;
 /// document with every earlier change of the same message applied.
 pub trait ChangeGate {
     fn check(&mut self, before: &Automerge, change: &Change) -> Result<(), String>;
+
+    /// Called with the change applied to the staged copy, right after
+    /// [`Self::check`] passed: rules on what the change leaves (a record's
+    /// content). A refusal here refuses the message like one from `check`.
+    fn check_applied(&mut self, _after: &Automerge, _change: &Change) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 impl<F> ChangeGate for F
@@ -349,7 +356,11 @@ impl DocPeer {
                         hash: change.hash(),
                         reason,
                     })?;
+                let hash = change.hash();
+                let kept = change.clone();
                 apply_guarded(&mut staged, change)?;
+                gate.check_applied(&staged, &kept)
+                    .map_err(|reason| SyncError::Rejected { hash, reason })?;
             }
             Some(staged)
         };

@@ -512,6 +512,9 @@ impl<S: DocStore> Engine<'_, S> {
         if converged {
             nd.state = DocState::Converged;
             nd.refusals = 0;
+            // Refused earlier in this session, accepted since.
+            let id = doc_id.to_string();
+            self.report.failures.retain(|f| f.doc_id != id);
             self.acknowledge(doc_id).await?;
         }
         Ok(())
@@ -772,6 +775,8 @@ impl<S: DocStore> Engine<'_, S> {
         if let Ok(doc_id) = DocId::parse(&error.doc_id) {
             self.refuse(&doc_id);
         }
+        // One entry per document: the latest refusal.
+        self.report.failures.retain(|f| f.doc_id != error.doc_id);
         self.report.failures.push(DocFailure {
             doc_id: error.doc_id,
             code,

@@ -30,6 +30,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0005_catalogue_aliases.sql",
         include_str!("../../../migrations/node/0005_catalogue_aliases.sql"),
     ),
+    (
+        "0006_blocked_docs.sql",
+        include_str!("../../../migrations/node/0006_blocked_docs.sql"),
+    ),
 ];
 
 /// The schema version this binary writes.
