@@ -557,3 +557,144 @@ async fn hundreds_of_sessions_from_one_identity_are_capped_and_others_still_sync
         ..Figures::default()
     });
 }
+
+/// Forgeries of the schema and of the privacy rule, sent by a centre through
+/// the real hub as a client built on another library would: another
+/// centre's numbering squatted, a title as a Text object, a year as a
+/// string, an e-mail address in a description, a phone number as a shelf
+/// mark, a figure naming a partner. Each is refused for its document,
+/// nothing of it is stored, and the victim keeps syncing that document.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schema_and_privacy_forgeries_are_refused_and_the_victim_keeps_syncing() {
+    use automerge::transaction::Transactable;
+    use automerge::{ObjType, ROOT, ReadDoc};
+    let started = Instant::now();
+    let fed = Federation::start(Vec::new(), Limits::default())
+        .await
+        .unwrap();
+    let metrics = fed.hub.metrics();
+    let namur = Node::centre(&fed, "namur").unwrap();
+    let liege = Node::centre(&fed, "liege").unwrap();
+    let observer = Node::new(&fed, Identity::Committee("inter-clps".to_owned()), 4).unwrap();
+
+    // Namur creates Liège's next local number before Liège does.
+    let squatted = RecordId::from_local(&centre("liege"), 13);
+    let bucket = bucket_of(&squatted);
+    let mut doc = namur.bucket(bucket).unwrap();
+    doc.create_record(
+        &squatted,
+        &RecordFields {
+            title: "Squatté".to_owned(),
+            doc_type: "ouvrage".to_owned(),
+            ..RecordFields::default()
+        },
+    )
+    .unwrap();
+    namur.commit(doc).unwrap();
+    let r = sync_once(&namur.config, &namur.store).await.unwrap();
+    assert_eq!(r.failures.len(), 1, "{:?}", r.failures);
+    assert_eq!(r.failures[0].code, Code::PermissionDenied);
+    assert!(r.failures[0].message.contains("only by that centre"), "{:?}", r.failures);
+    let mut faults = 1u64;
+
+    // Raw forgeries on a record of namur's own, each in a bucket of its own.
+    type Forgery = fn(&mut automerge::AutoCommit, &automerge::ObjId);
+    let forgeries: [(&str, Forgery); 4] = [
+        ("title as Text", |doc, record| {
+            let text = doc.put_object(record, "title", ObjType::Text).unwrap();
+            doc.splice_text(&text, 0, 0, "Titre").unwrap();
+        }),
+        ("year as a string", |doc, record| {
+            doc.put(record, "year", "2020").unwrap();
+        }),
+        ("e-mail in the description", |doc, record| {
+            let (_, text) = doc.get(record, "description").unwrap().unwrap();
+            doc.splice_text(&text, 0, 0, "écrire à marie.dupont@example.org ")
+                .unwrap();
+        }),
+        ("phone number as shelf mark", |doc, record| {
+            let (_, holdings) = doc.get(record, "holdings").unwrap().unwrap();
+            doc.put(&holdings, "namur/shelf_mark", "0470 12 34 56").unwrap();
+        }),
+    ];
+    let mut ids = Vec::new();
+    let mut n = 100;
+    for (what, forge) in forgeries {
+        // A genuine record first, accepted.
+        let id = loop {
+            n += 1;
+            let id = RecordId::from_local(&centre("namur"), n);
+            if bucket_of(&id) != bucket && ids.iter().all(|(i, _)| bucket_of(i) != bucket_of(&id)) {
+                break id;
+            }
+        };
+        namur.create_record(n, "Outil de Namur").unwrap();
+        // Accepted (the earlier forgeries, still pending, are refused again).
+        let r = sync_once(&namur.config, &namur.store).await.unwrap();
+        let doc = DocId::catalogue(bucket_of(&id)).to_string();
+        assert!(r.failures.iter().all(|f| f.doc_id != doc), "{what}: {:?}", r.failures);
+        let mut doc = namur.bucket(bucket_of(&id)).unwrap();
+        let am = doc.automerge_mut();
+        let (_, records) = am.get(ROOT, "records").unwrap().unwrap();
+        let (_, record) = am.get(&records, id.as_str()).unwrap().unwrap();
+        forge(am, &record);
+        am.commit();
+        namur.commit(doc).unwrap();
+        ids.push((id, what));
+        faults += 1;
+    }
+    let accepted = Metrics::get(&metrics.changes_accepted);
+    let r = sync_once(&namur.config, &namur.store).await.unwrap();
+    let refused: std::collections::BTreeSet<String> =
+        r.failures.iter().map(|f| f.doc_id.clone()).collect();
+    for (id, what) in &ids {
+        assert!(
+            refused.contains(&DocId::catalogue(bucket_of(id)).to_string()),
+            "{what} was not refused: {:?}",
+            r.failures
+        );
+    }
+    assert!(r.failures.iter().all(|f| f.code == Code::PermissionDenied));
+    assert_eq!(Metrics::get(&metrics.changes_accepted), accepted, "nothing stored");
+
+    // The victim creates its record 13 and edits it: accepted.
+    liege.create_record(13, "Outil de Liège").unwrap();
+    let r = sync_once(&liege.config, &liege.store).await.unwrap();
+    no_failures(&r);
+    let mut doc = liege.bucket(bucket).unwrap();
+    doc.set_holding(
+        &squatted,
+        &clps_model::docs::catalogue::Holding {
+            copies: 2,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    liege.commit(doc).unwrap();
+    let r = sync_once(&liege.config, &liege.store).await.unwrap();
+    no_failures(&r);
+
+    // What every centre receives: Liège's record, none of the forgeries.
+    let r = sync_once(&observer.config, &observer.store).await.unwrap();
+    no_failures(&r);
+    let seen = observer.bucket(bucket).unwrap().record(&squatted).unwrap();
+    assert_eq!(seen.fields.title, "Outil de Liège");
+    assert_eq!(seen.holdings[&centre("liege")].copies, 2);
+    for (id, what) in &ids {
+        let record = observer.bucket(bucket_of(id)).unwrap().record(id).unwrap();
+        assert_eq!(record.fields.title, "Outil de Namur", "{what}");
+        assert_eq!(record.fields.year, None, "{what}");
+        assert!(!record.fields.description.contains('@'), "{what}");
+        assert!(record.holdings.values().all(|h| h.shelf_mark.is_empty()), "{what}");
+    }
+    fed.hub.shutdown();
+    fed.hub.join().await.unwrap();
+    figures::record(&Figures {
+        scenario: "hostile-schema-privacy".to_owned(),
+        iterations: 1,
+        faults_injected: faults,
+        changes_acknowledged: 6,
+        seconds: started.elapsed().as_secs_f64(),
+        ..Figures::default()
+    });
+}
