@@ -698,3 +698,109 @@ async fn schema_and_privacy_forgeries_are_refused_and_the_victim_keeps_syncing()
         ..Figures::default()
     });
 }
+
+/// Amplification and stalled readers: a `Fetch` naming one large document
+/// 300 times is answered with one copy; a client that asks for more than
+/// it reads is disconnected with `DEADLINE_EXCEEDED`, and others sync.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repeated_fetches_cost_one_copy_and_a_stalled_reader_is_told_why() {
+    let limits = Limits {
+        session_buffer: 4,
+        send_timeout_secs: 1,
+        ..Limits::default()
+    };
+    let fed = Federation::start(Vec::new(), limits).await.unwrap();
+    let metrics = fed.hub.metrics();
+    let namur = Node::centre(&fed, "namur").unwrap();
+    // One bucket of about 1 MB.
+    let first = RecordId::from_local(&centre("namur"), 1);
+    let bucket = bucket_of(&first);
+    let mut doc = namur.bucket(bucket).unwrap();
+    let mut n = 0;
+    let mut made = 0;
+    while made < 50 {
+        n += 1;
+        let id = RecordId::from_local(&centre("namur"), n);
+        if bucket_of(&id) != bucket {
+            continue;
+        }
+        doc.create_record(
+            &id,
+            &RecordFields {
+                title: format!("Outil {n}"),
+                doc_type: "ouvrage".to_owned(),
+                // Distinct and incompressible, so the bucket is large.
+                description: {
+                    let mut rng = figures::Rng::new(n);
+                    (0..19_000)
+                        .map(|_| char::from(b'a' + (rng.below(26) as u8)))
+                        .collect()
+                },
+                ..RecordFields::default()
+            },
+        )
+        .unwrap();
+        made += 1;
+    }
+    namur.commit(doc).unwrap();
+    no_failures(&sync_once(&namur.config, &namur.store).await.unwrap());
+    let doc_id = DocId::catalogue(bucket).to_string();
+    let namur_id = Identity::Centre(centre("namur"));
+
+    // 300 times the same document, then an unknown one as a marker.
+    let before = Metrics::get(&metrics.snapshots_sent);
+    let mut s = open(fed.channel(&namur_id).await.unwrap()).await.unwrap();
+    s.next().await.unwrap();
+    let mut ids = vec![doc_id.clone(); 300];
+    ids.push(DocId::catalogue((bucket + 1) % 256).to_string());
+    s.tx.send(encode(ClientKind::Fetch(pb::Fetch { doc_ids: ids })))
+        .await
+        .unwrap();
+    let mut snapshots = 0;
+    loop {
+        match s.next().await.unwrap().and_then(|m| m.kind) {
+            Some(ServerKind::Snapshot(_)) => snapshots += 1,
+            Some(ServerKind::Error(e)) => {
+                assert_eq!(e.code, Code::NotFound as i32, "{e:?}");
+                break;
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(snapshots, 1);
+    assert_eq!(Metrics::get(&metrics.snapshots_sent) - before, 1);
+
+    drop(s);
+    clps_tests::wait_for("the first session closed", || {
+        Metrics::get(&metrics.sessions_active) == 0
+    })
+    .await;
+    // Asks for 60 copies in 60 messages and reads nothing until the hub
+    // has given up on it.
+    let mut s = open(fed.channel(&namur_id).await.unwrap()).await.unwrap();
+    for _ in 0..60 {
+        s.tx.send(encode(ClientKind::Fetch(pb::Fetch {
+            doc_ids: vec![doc_id.clone()],
+        })))
+        .await
+        .unwrap();
+    }
+    // The hub notices within its send timeout (1 s); meanwhile another
+    // centre syncs.
+    let liege = Node::centre(&fed, "liege").unwrap();
+    no_failures(&sync_once(&liege.config, &liege.store).await.unwrap());
+    clps_tests::wait_for("the stalled session ended", || {
+        Metrics::get(&metrics.sessions_active) == 0
+    })
+    .await;
+    let ended = loop {
+        match s.rx.message().await {
+            Ok(Some(_)) => continue,
+            Ok(None) => panic!("the stream ended without a status"),
+            Err(status) => break status,
+        }
+    };
+    assert_eq!(ended.code(), Code::DeadlineExceeded, "{ended:?}");
+    fed.hub.shutdown();
+    fed.hub.join().await.unwrap();
+}

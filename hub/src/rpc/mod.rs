@@ -3,6 +3,7 @@
 //! them to domain types (`DocId`, `SpaceId`, `Identity`) on the way in and
 //! back on the way out, and maps errors to gRPC in `status` only.
 
+mod outbound;
 mod session;
 pub mod status;
 
@@ -11,8 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use clps_proto::pb;
-use tokio::sync::{mpsc, watch};
-use tokio_stream::wrappers::ReceiverStream;
+use tokio::sync::watch;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::access::{Access, Role};
@@ -119,7 +119,7 @@ pub(crate) fn role_to_pb(role: Role) -> pb::Role {
 
 #[tonic::async_trait]
 impl pb::sync_server::Sync for SyncService {
-    type SessionStream = ReceiverStream<Result<pb::ServerMessage, Status>>;
+    type SessionStream = outbound::Outbound;
 
     async fn session(
         &self,
@@ -133,7 +133,10 @@ impl pb::sync_server::Sync for SyncService {
                 self.ctx.limits.max_sessions_per_identity,
             ));
         };
-        let (tx, rx) = mpsc::channel(self.ctx.limits.session_buffer.max(1));
+        let (tx, rx) = outbound::channel(
+            self.ctx.limits.session_buffer,
+            self.ctx.limits.max_message_bytes,
+        );
         let id = self.ctx.next_session.fetch_add(1, Ordering::Relaxed);
         let ctx = self.ctx.clone();
         let inbound = request.into_inner();
@@ -141,7 +144,7 @@ impl pb::sync_server::Sync for SyncService {
             session::run(ctx, id, identity, inbound, tx).await;
             drop(slot);
         });
-        Ok(Response::new(ReceiverStream::new(rx)))
+        Ok(Response::new(rx))
     }
 
     async fn list_spaces(

@@ -22,13 +22,13 @@ use clps_proto::pb;
 use clps_proto::pb::client_message::Kind as ClientKind;
 use clps_proto::pb::server_message::Kind as ServerKind;
 use prost::Message as _;
-use tokio::sync::mpsc;
 use tokio_stream::StreamExt;
 use tokio_stream::StreamMap;
 use tokio_stream::wrappers::BroadcastStream;
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 use tonic::{Status, Streaming};
 
+use super::outbound::Sent;
 use super::status::{DocRefusal, SessionError};
 use super::{RpcContext, role_to_pb};
 use crate::access::Role;
@@ -37,7 +37,7 @@ use crate::identity::Identity;
 use crate::metrics::Metrics;
 use crate::validate;
 
-type Out = mpsc::Sender<Result<pb::ServerMessage, Status>>;
+type Out = super::outbound::Outbox;
 
 struct Session {
     ctx: Arc<RpcContext>,
@@ -91,8 +91,8 @@ pub(super) async fn run(
         ),
         Err(e) => {
             tracing::warn!(session = id, %identity, error = %e, "session ended with an error");
-            // Best effort: a stalled client's buffer is full anyway.
-            let _ = out.try_send(Err(Status::from(e)));
+            // Ahead of anything still queued: a stalled client learns why.
+            out.fail(Status::from(e));
         }
     }
     metrics
@@ -156,16 +156,22 @@ impl Session {
     }
 
     async fn send(&self, message: pb::ServerMessage) -> Result<(), SessionError> {
-        let n = u64::try_from(message.encoded_len()).unwrap_or(0);
-        match tokio::time::timeout(self.ctx.limits.send_timeout(), self.out.send(Ok(message))).await
+        let size = message.encoded_len();
+        match self
+            .out
+            .send(message, size, self.ctx.limits.send_timeout())
+            .await
         {
-            Ok(Ok(())) => {
-                Metrics::add(&self.ctx.metrics.payload_bytes_out, n);
+            Sent::Queued => {
+                Metrics::add(
+                    &self.ctx.metrics.payload_bytes_out,
+                    u64::try_from(size).unwrap_or(0),
+                );
                 Ok(())
             }
             // The client hung up: its stream is gone, nothing more to say.
-            Ok(Err(_)) => Ok(()),
-            Err(_) => Err(SessionError::Stalled),
+            Sent::Gone => Ok(()),
+            Sent::Stalled => Err(SessionError::Stalled),
         }
     }
 
@@ -229,7 +235,9 @@ impl Session {
                 }
             }
             Some(ClientKind::Fetch(fetch)) => {
-                for doc_id in &fetch.doc_ids {
+                // Each document once, however often it is named.
+                let mut seen = std::collections::HashSet::new();
+                for doc_id in fetch.doc_ids.iter().filter(|d| seen.insert(d.as_str())) {
                     match self.snapshot(doc_id).await {
                         Ok(reply) => self.send(reply).await?,
                         Err(refusal) => self.refuse(doc_id, refusal).await?,
