@@ -76,6 +76,13 @@ pub struct Limits {
     /// with RESOURCE_EXHAUSTED, so a looping or hostile node cannot starve
     /// the others.
     pub max_sessions_per_identity: usize,
+    /// TLS connections one identity may hold open at once; one more is
+    /// closed right after its handshake.
+    pub max_connections_per_identity: usize,
+    /// A connection from which nothing arrives for this long is closed (an
+    /// authenticated client that never starts HTTP/2, or a silent one; a
+    /// node pings every 10 s).
+    pub idle_timeout_secs: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -158,6 +165,8 @@ impl Default for Limits {
             handshake_timeout_secs: 10,
             compact_after_chunks: 64,
             max_sessions_per_identity: 16,
+            max_connections_per_identity: 32,
+            idle_timeout_secs: 30,
         }
     }
 }
@@ -171,6 +180,17 @@ impl Limits {
     }
     pub fn handshake_timeout(&self) -> Duration {
         Duration::from_secs(self.handshake_timeout_secs)
+    }
+    pub fn idle_timeout(&self) -> Duration {
+        Duration::from_secs(self.idle_timeout_secs.max(1))
+    }
+    /// What the TLS accept loop enforces.
+    pub fn accept(&self) -> crate::tls::AcceptLimits {
+        crate::tls::AcceptLimits {
+            handshake_timeout: self.handshake_timeout(),
+            idle_timeout: self.idle_timeout(),
+            max_connections_per_identity: self.max_connections_per_identity.max(1),
+        }
     }
 }
 

@@ -34,6 +34,9 @@ pub struct Metrics {
     pub compactions: AtomicU64,
     /// Sessions refused because their identity held too many already.
     pub sessions_refused: AtomicU64,
+    /// Connections closed after the handshake: the identity held
+    /// max_connections_per_identity already.
+    pub connections_refused: AtomicU64,
     latency_buckets: [AtomicU64; LATENCY_BUCKETS.len()],
     latency_count: AtomicU64,
     latency_sum_micros: AtomicU64,
@@ -64,7 +67,7 @@ impl Metrics {
 
     pub fn render(&self) -> String {
         let mut out = String::new();
-        let counters: [(&str, &str, &AtomicU64); 13] = [
+        let counters: [(&str, &str, &AtomicU64); 14] = [
             (
                 "clps_hub_sessions_total",
                 "Sync sessions opened.",
@@ -124,6 +127,11 @@ impl Metrics {
                 "clps_hub_compactions_total",
                 "Document compactions.",
                 &self.compactions,
+            ),
+            (
+                "clps_hub_connections_refused_total",
+                "Connections closed after the handshake: the identity held max_connections_per_identity already.",
+                &self.connections_refused,
             ),
             (
                 "clps_hub_sessions_refused_total",

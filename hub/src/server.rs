@@ -122,7 +122,7 @@ impl Hub {
                     dashboard_tls,
                     dashboard_store,
                     (config.small_cells > 0).then_some(config.small_cells),
-                    config.limits.handshake_timeout(),
+                    config.limits.accept(),
                 )
                 .await
                 .map_err(|source| BindError::Listen { addr, source })?;
@@ -136,7 +136,7 @@ impl Hub {
             listener,
             tls_config,
             metrics.clone(),
-            limits.handshake_timeout(),
+            limits.accept(),
             shutdown_rx.clone(),
         );
         let mut ctx = RpcContext::new(

@@ -164,10 +164,44 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Counted<T> {
     }
 }
 
+/// What the accept loop enforces on every connection.
+#[derive(Debug, Clone, Copy)]
+pub struct AcceptLimits {
+    pub handshake_timeout: Duration,
+    /// Nothing read for this long closes the connection.
+    pub idle_timeout: Duration,
+    pub max_connections_per_identity: usize,
+}
+
+/// Open connections per identity; a slot gives its place back when the
+/// connection is dropped.
+type Open = Arc<std::sync::Mutex<std::collections::HashMap<Identity, usize>>>;
+
+struct ConnSlot {
+    identity: Identity,
+    open: Open,
+}
+
+impl Drop for ConnSlot {
+    fn drop(&mut self) {
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = open.get_mut(&self.identity) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                open.remove(&self.identity);
+            }
+        }
+    }
+}
+
 /// An accepted, authenticated connection.
 pub struct Authenticated {
     io: TlsStream<Counted<TcpStream>>,
     info: ConnInfo,
+    idle: Duration,
+    /// When the connection is closed if nothing more arrives.
+    deadline: Pin<Box<tokio::time::Sleep>>,
+    _slot: ConnSlot,
 }
 
 impl Connected for Authenticated {
@@ -183,7 +217,27 @@ impl AsyncRead for Authenticated {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.io).poll_read(cx, buf)
+        let before = buf.filled().len();
+        match Pin::new(&mut self.io).poll_read(cx, buf) {
+            Poll::Ready(Ok(())) => {
+                if buf.filled().len() > before {
+                    let next = tokio::time::Instant::now() + self.idle;
+                    self.deadline.as_mut().reset(next);
+                }
+                Poll::Ready(Ok(()))
+            }
+            Poll::Pending => match self.deadline.as_mut().poll(cx) {
+                Poll::Ready(()) => {
+                    tracing::info!(remote = %self.info.remote, identity = %self.info.identity, "idle connection closed");
+                    Poll::Ready(Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "nothing received from the client in time",
+                    )))
+                }
+                Poll::Pending => Poll::Pending,
+            },
+            other => other,
+        }
     }
 }
 
@@ -209,11 +263,13 @@ pub fn accept_loop(
     listener: TcpListener,
     config: Arc<rustls::ServerConfig>,
     metrics: Arc<Metrics>,
-    handshake_timeout: Duration,
+    limits: AcceptLimits,
     mut shutdown: watch::Receiver<bool>,
 ) -> mpsc::Receiver<Result<Authenticated, io::Error>> {
     let (tx, rx) = mpsc::channel(64);
     let acceptor = TlsAcceptor::from(config);
+    let handshake_timeout = limits.handshake_timeout;
+    let open: Open = Arc::default();
     tokio::spawn(async move {
         loop {
             let (tcp, remote) = tokio::select! {
@@ -229,7 +285,8 @@ pub fn accept_loop(
                 },
             };
             let _ = tcp.set_nodelay(true);
-            let (acceptor, tx, metrics) = (acceptor.clone(), tx.clone(), metrics.clone());
+            let (acceptor, tx, metrics, open) =
+                (acceptor.clone(), tx.clone(), metrics.clone(), open.clone());
             tokio::spawn(async move {
                 let counted = Counted {
                     inner: tcp,
@@ -265,10 +322,27 @@ pub fn accept_loop(
                         return;
                     }
                 };
+                let slot = {
+                    let mut counts = open.lock().unwrap_or_else(|e| e.into_inner());
+                    let n = counts.entry(identity.clone()).or_insert(0);
+                    if *n >= limits.max_connections_per_identity {
+                        Metrics::add(&metrics.connections_refused, 1);
+                        tracing::warn!(%remote, %identity, "too many connections for one identity");
+                        return;
+                    }
+                    *n += 1;
+                    ConnSlot {
+                        identity: identity.clone(),
+                        open: open.clone(),
+                    }
+                };
                 tracing::info!(%remote, %identity, "client authenticated");
                 let conn = Authenticated {
                     io,
                     info: ConnInfo { identity, remote },
+                    idle: limits.idle_timeout,
+                    deadline: Box::pin(tokio::time::sleep(limits.idle_timeout)),
+                    _slot: slot,
                 };
                 let _ = tx.send(Ok(conn)).await;
             });

@@ -804,3 +804,75 @@ async fn repeated_fetches_cost_one_copy_and_a_stalled_reader_is_told_why() {
     fed.hub.shutdown();
     fed.hub.join().await.unwrap();
 }
+
+/// Connections that authenticate and then say nothing (never start HTTP/2)
+/// are closed after `idle_timeout_secs`; one identity holds at most
+/// `max_connections_per_identity` connections; afterwards the centre syncs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_and_surplus_connections_are_closed() {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+    use tokio::io::AsyncReadExt;
+    let limits = Limits {
+        idle_timeout_secs: 1,
+        max_connections_per_identity: 3,
+        ..Limits::default()
+    };
+    let fed = Federation::start(Vec::new(), limits).await.unwrap();
+    let metrics = fed.hub.metrics();
+    let namur = Node::centre(&fed, "namur").unwrap();
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(&namur.config.ca_cert_pem) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let mut tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_client_auth_cert(
+            CertificateDer::pem_slice_iter(&namur.config.cert_pem)
+                .collect::<Result<Vec<_>, _>>()
+                .unwrap(),
+            PrivateKeyDer::from_pem_slice(&namur.config.key_pem).unwrap(),
+        )
+        .unwrap();
+    tls.alpn_protocols = vec![b"h2".to_vec()];
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(tls));
+    let mut silent = Vec::new();
+    for _ in 0..4 {
+        let tcp = tokio::net::TcpStream::connect(fed.hub.local_addr()).await.unwrap();
+        let stream = connector
+            .connect(ServerName::try_from("localhost").unwrap(), tcp)
+            .await
+            .unwrap();
+        silent.push(stream);
+    }
+    clps_tests::wait_for("the fourth connection is refused", || {
+        Metrics::get(&metrics.connections_refused) == 1
+    })
+    .await;
+    // Every one of them ends: the surplus one at once, the others once
+    // they have been silent for a second.
+    let started = Instant::now();
+    for mut stream in silent {
+        let mut buf = [0u8; 64];
+        let ended = tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                match stream.read(&mut buf).await {
+                    Ok(0) | Err(_) => return,
+                    // The hub's HTTP/2 preface and settings.
+                    Ok(_) => continue,
+                }
+            }
+        })
+        .await;
+        assert!(ended.is_ok(), "a silent connection stayed open");
+    }
+    assert!(started.elapsed() < Duration::from_secs(10));
+    // The slots are free again: the centre syncs.
+    namur.create_record(1, "Outil de Namur").unwrap();
+    no_failures(&sync_once(&namur.config, &namur.store).await.unwrap());
+    fed.hub.shutdown();
+    fed.hub.join().await.unwrap();
+}

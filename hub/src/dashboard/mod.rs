@@ -19,7 +19,6 @@ use std::collections::BTreeMap;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::Router;
 use axum::extract::connect_info::{ConnectInfo, Connected};
@@ -94,7 +93,7 @@ pub async fn bind(
     tls_config: Arc<rustls::ServerConfig>,
     store: Store,
     small_cells: Option<u64>,
-    handshake_timeout: Duration,
+    limits: tls::AcceptLimits,
 ) -> io::Result<(
     SocketAddr,
     impl FnOnce(watch::Receiver<bool>) -> JoinHandle<io::Result<()>>,
@@ -107,7 +106,7 @@ pub async fn bind(
             listener,
             tls_config,
             Arc::new(Metrics::default()),
-            handshake_timeout,
+            limits,
             shutdown.clone(),
         );
         let app = router(Dashboard { store, small_cells });
