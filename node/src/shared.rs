@@ -264,6 +264,7 @@ pub fn store(
     }
     if local {
         validate_own(tx, doc_id, doc, before)?;
+        check_contacts(tx, doc, before)?;
     }
     let existing = existing.map(|(n, _)| n);
     let n_chunks = match existing {
@@ -336,6 +337,108 @@ fn validate_own(
         })?;
     }
     Ok(())
+}
+
+/// Refuses local changes whose text holds the full name of one of this
+/// centre's own contacts (`persons`: first and last name, in either order,
+/// accents and case ignored). Only the node can check this, since only it
+/// knows its contacts; the hub's rules (e-mail addresses, phone numbers)
+/// apply everywhere.
+fn check_contacts(
+    conn: &Connection,
+    doc: &mut AutoCommit,
+    before: &[ChangeHash],
+) -> Result<(), StoreError> {
+    use automerge::legacy::{Key, ObjectId, OpType};
+    use automerge::{ReadDoc, ScalarValue};
+    use clps_model::docs::normalize::fold;
+    let changes = doc.get_changes(before);
+    if changes.is_empty() {
+        return Ok(());
+    }
+    let mut stmt = conn.prepare_cached("SELECT first_name, last_name FROM persons")?;
+    let mut names: Vec<(String, String)> = Vec::new();
+    for row in stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))? {
+        let (first, last) = row?;
+        let (f, l) = (fold(&first), fold(&last));
+        if f.chars().count() >= 2 && l.chars().count() >= 2 {
+            names.push((format!(" {f} {l} "), format!("{first} {last}")));
+            names.push((format!(" {l} {f} "), format!("{first} {last}")));
+        }
+    }
+    if names.is_empty() {
+        return Ok(());
+    }
+    // Every string a change writes: map values by their key, text
+    // insertions gathered per text object.
+    let mut written: Vec<(String, String)> = Vec::new();
+    let mut texts: HashMap<ObjectId, String> = HashMap::new();
+    for change in &changes {
+        let Ok(expanded) =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| change.decode()))
+        else {
+            continue;
+        };
+        for op in &expanded.operations {
+            let OpType::Put(ScalarValue::Str(value)) = &op.action else {
+                continue;
+            };
+            match &op.key {
+                Key::Map(key) => written.push((key.to_string(), value.to_string())),
+                Key::Seq(_) => texts.entry(op.obj.clone()).or_default().push_str(value),
+            }
+        }
+    }
+    let whole = doc.document();
+    for (obj, inserted) in texts {
+        let ObjectId::Id(opid) = &obj else { continue };
+        let field = whole
+            .import_obj(&format!("{}@{}", opid.counter(), opid.actor()))
+            .ok()
+            .and_then(|id| whole.parents(&id).ok())
+            .and_then(|p| p.path().pop())
+            .map(|(_, prop)| prop.to_string())
+            .unwrap_or_default();
+        // The whole text as it now stands, and what was typed.
+        let current = whole
+            .import_obj(&format!("{}@{}", opid.counter(), opid.actor()))
+            .ok()
+            .and_then(|id| whole.text(&id).ok())
+            .unwrap_or_default();
+        written.push((field.clone(), current));
+        written.push((field, inserted));
+    }
+    for (key, value) in written {
+        let folded = format!(" {} ", fold(&value));
+        if let Some((_, name)) = names.iter().find(|(n, _)| folded.contains(n.as_str())) {
+            let field = key.rsplit('/').next().unwrap_or(&key).to_owned();
+            return Err(StoreError::Invalid(format!(
+                "le champ « {} » contient le nom de {name}, une personne de vos contacts : \
+                 les documents partagés ne contiennent jamais de données personnelles ; retirez ce nom",
+                field_label(&field)
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The French name of a shared field, for staff.
+fn field_label(field: &str) -> &str {
+    match field {
+        "title" => "titre",
+        "creator" => "auteurs",
+        "publisher" => "éditeur",
+        "description" => "description",
+        "conditions_of_use" => "conditions d'utilisation",
+        "shelf_mark" => "cote",
+        "text" => "avis",
+        "body" => "texte",
+        "minutes" => "compte rendu",
+        "agenda" => "ordre du jour",
+        "place" => "lieu",
+        "note" => "note",
+        other => other,
+    }
 }
 
 /// Stores a document this node did not have, received whole: `saved` (the

@@ -349,3 +349,74 @@ fn no_person_recorded_locally_appears_in_any_shared_document() {
         }
     }
 }
+
+/// Before a shared text is written, the node refuses one that holds the
+/// full name of one of its own contacts, in French and naming the field;
+/// nothing is written.
+#[test]
+fn a_contact_s_name_never_enters_a_shared_text() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(d, &["init", "--centre", "namur"]);
+    ok(
+        d,
+        &[
+            "person",
+            "add",
+            "--first-name",
+            "Inès",
+            "--last-name",
+            "Claes",
+        ],
+    );
+    let db = d.join("node.sqlite");
+    let pending = |db: &Path| -> i64 {
+        Connection::open(db)
+            .unwrap()
+            .query_row("SELECT count(*) FROM pending_changes", [], |r| r.get(0))
+            .unwrap()
+    };
+    let before = pending(&db);
+    for (field, value) in [
+        ("--description", "Animation proposée par ines CLAES en 2021"),
+        ("--title", "Claes Inès raconte"),
+    ] {
+        let mut args = vec![
+            "catalogue",
+            "add",
+            "--title",
+            "Outil",
+            "--type",
+            "outil_pedagogique",
+        ];
+        if field == "--title" {
+            args[3] = value;
+        } else {
+            args.extend([field, value]);
+        }
+        let out = run(d, &args);
+        assert!(!out.status.success(), "{args:?} was accepted");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("contient le nom de Inès Claes, une personne de vos contacts"),
+            "{err}"
+        );
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+    }
+    assert_eq!(pending(&db), before, "nothing was written");
+    // A name that is not a contact's, and the contact's first name alone,
+    // are fine.
+    ok(
+        d,
+        &[
+            "catalogue",
+            "add",
+            "--title",
+            "Inès et les émotions",
+            "--type",
+            "outil_pedagogique",
+            "--description",
+            "Écrit par Marie Curie",
+        ],
+    );
+}

@@ -9,8 +9,16 @@
 //! truncations) of valid seeds. A panic is caught, the input is kept under
 //! `tests/fixtures/fuzz/` as `crash-<target>-<hash>.bin`, and the run fails;
 //! `fixtures_replay_without_panic` replays every kept file on every target.
+//! A structure-aware target forges whole changes the way another Automerge
+//! library could write them (any field name, any value type, nested
+//! objects, huge strings, another centre's keys, e-mails and phone numbers
+//! in text) and sends them through `DocPeer` with the hub's gate: nothing
+//! panics, and whatever is accepted still reads back as a valid record.
 //! CI draws the same inputs every run (`CLPS_FAULT_SEED` picks others);
-//! `CLPS_SOAK_SECONDS` raises the number of cases and draws fresh ones.
+//! `CLPS_SOAK_SECONDS` raises the number of cases and draws fresh ones;
+//! `CLPS_FUZZ_CASES=N` runs N cases per target (50,000 at most for the two
+//! that touch SQLite or files), for release-mode runs:
+//! `CLPS_FUZZ_CASES=1500000 cargo test --release -p clps-tests --test faults_fuzz`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
@@ -20,7 +28,7 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-use automerge::{Automerge, Change};
+use automerge::{Automerge, Change, ObjType, ReadDoc, ScalarValue};
 use clps_hub::Identity;
 use clps_hub::access::Role;
 use clps_model::docs::catalogue::{RecordEdit, RecordFields, RecordId, bucket_of};
@@ -38,12 +46,29 @@ use prost::Message as _;
 
 static INPUTS: AtomicU64 = AtomicU64::new(0);
 static CRASHES: AtomicU64 = AtomicU64::new(0);
+/// Forged changes tried, and how many of them the gate accepted.
+static FORGED: AtomicU64 = AtomicU64::new(0);
+static FORGED_ACCEPTED: AtomicU64 = AtomicU64::new(0);
 
 fn cases() -> u32 {
+    if let Some(n) = std::env::var("CLPS_FUZZ_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        return n;
+    }
     if figures::soak().is_some() {
         50_000
     } else {
         2_000
+    }
+}
+
+/// Targets that open SQLite or write a file per case run fewer of them.
+fn cases_for(target: &str) -> u32 {
+    match target {
+        "persist" | "csv" => cases().min(50_000),
+        _ => cases(),
     }
 }
 
@@ -180,9 +205,7 @@ fn hub_sync(bytes: &[u8]) {
     let mut doc = seeds.base.clone();
     let identity = Identity::Centre(namur());
     let doc_id = seeds.doc_id.clone();
-    let mut gate = |before: &Automerge, change: &Change| {
-        clps_hub::validate::check_change(&doc_id, before, change, &identity, Role::Write)
-    };
+    let mut gate = clps_hub::validate::Gate::new(&doc_id, &identity, Role::Write);
     let heads = doc.get_heads();
     let mut peer = DocPeer::new();
     if peer.receive(&mut doc, bytes, &mut gate).is_err() {
@@ -298,7 +321,7 @@ fn mutated(seeds: Vec<Vec<u8>>) -> impl Strategy<Value = Vec<u8>> {
 
 fn run_target(name: &'static str, target: fn(&[u8]), seeds: Vec<Vec<u8>>) {
     let config = ProptestConfig {
-        cases: cases(),
+        cases: cases_for(name),
         failure_persistence: None,
         ..ProptestConfig::default()
     };
@@ -351,6 +374,194 @@ fn decoders_survive_random_and_mutated_input() {
         0,
         "crashers kept under {}",
         fixtures_dir().display()
+    );
+}
+
+/// One forged operation: where, which key, what value.
+#[derive(Debug, Clone)]
+struct Forge {
+    place: u8,
+    key: u8,
+    value: u8,
+    len: u16,
+}
+
+const FORGE_KEYS: [&str; 16] = [
+    "title",
+    "doc_type",
+    "year",
+    "age_min",
+    "description",
+    "themes",
+    "holdings",
+    "reviews",
+    "downloads",
+    "merged_into",
+    "created_by",
+    "last_edited_by",
+    "namur/copies",
+    "liege/shelf_mark",
+    "namur/documentaliste/rating",
+    "../x|y",
+];
+
+fn forged_text(value: u8, len: u16) -> String {
+    let len = usize::from(len);
+    match value % 4 {
+        0 => "a".repeat(len),
+        1 => format!("voir marie.dupont@example.org {}", "b".repeat(len % 64)),
+        2 => format!("tél. 0470 12 34 56 {}", "c".repeat(len % 64)),
+        _ => "é".repeat(len % 600),
+    }
+}
+
+/// Writes one forged operation into `doc` (errors of the library ignored:
+/// they are inputs a forger could not produce).
+fn forge(doc: &mut automerge::AutoCommit, record: &automerge::ObjId, op: &Forge) {
+    use automerge::transaction::Transactable;
+    let key = FORGE_KEYS[usize::from(op.key) % FORGE_KEYS.len()];
+    let target = match op.place % 4 {
+        0 => record.clone(),
+        1 => match doc.get(record, "holdings") {
+            Ok(Some((_, obj))) => obj,
+            _ => return,
+        },
+        2 => match doc.get(record, "reviews") {
+            Ok(Some((_, obj))) => obj,
+            _ => return,
+        },
+        _ => {
+            // A new record under a key of the list.
+            let Ok(Some((_, records))) = doc.get(automerge::ROOT, "records") else {
+                return;
+            };
+            match doc.put_object(&records, key, ObjType::Map) {
+                Ok(obj) => obj,
+                Err(_) => return,
+            }
+        }
+    };
+    let _ = match op.value % 10 {
+        0 => doc.put(&target, key, forged_text(op.value, op.len)),
+        1 => doc.put(&target, key, u64::from(op.len)),
+        2 => doc.put(&target, key, -i64::from(op.len)),
+        3 => doc.put(&target, key, f64::from(op.len) / 3.0),
+        4 => doc.put(&target, key, op.len % 2 == 0),
+        5 => doc.put(&target, key, ScalarValue::counter(i64::from(op.len))),
+        6 => doc
+            .put_object(&target, key, ObjType::Text)
+            .and_then(|t| doc.splice_text(&t, 0, 0, &forged_text(op.value / 10, op.len))),
+        7 => doc.put_object(&target, key, ObjType::List).map(|_| ()),
+        8 => doc.put_object(&target, key, ObjType::Map).map(|_| ()),
+        _ => match doc.get(record, "description") {
+            Ok(Some((_, text))) => {
+                doc.splice_text(&text, 0, 0, &forged_text(op.value / 10, op.len))
+            }
+            _ => Ok(()),
+        },
+    };
+}
+
+/// The forged change, sent as the hub receives it.
+fn forged_change(ops: &[Forge]) {
+    FORGED.fetch_add(1, Ordering::Relaxed);
+    let seeds = seeds();
+    let mut hub = seeds.base.clone();
+    let genuine: Vec<Change> = seeds
+        .changes
+        .iter()
+        .map(|b| Change::try_from(b.as_slice()).unwrap())
+        .collect();
+    hub.apply_changes(genuine).unwrap();
+    let mut doc = automerge::AutoCommit::load(&hub.save())
+        .unwrap()
+        .with_actor(CentreActor::new(namur(), [3; 8]).actor_id());
+    let id = RecordId::from_local(&namur(), 1);
+    let (_, records) = doc.get(automerge::ROOT, "records").unwrap().unwrap();
+    let (_, record) = doc.get(&records, id.as_str()).unwrap().unwrap();
+    for op in ops {
+        forge(&mut doc, &record, op);
+    }
+    doc.commit();
+    let changes = doc.get_changes(&hub.get_heads());
+    if changes.is_empty() {
+        return;
+    }
+    let message = automerge::sync::Message {
+        heads: doc.get_heads(),
+        need: vec![],
+        have: vec![],
+        changes: automerge::sync::ChunkList::from(
+            changes
+                .iter()
+                .map(|c| c.raw_bytes().to_vec())
+                .collect::<Vec<_>>(),
+        ),
+        flags: None,
+        version: automerge::sync::MessageVersion::V1,
+    }
+    .encode();
+    let identity = Identity::Centre(namur());
+    let mut gate = clps_hub::validate::Gate::new(&seeds.doc_id, &identity, Role::Write);
+    let before = hub.get_heads();
+    match DocPeer::new().receive(&mut hub, &message, &mut gate) {
+        Err(_) => assert_eq!(hub.get_heads(), before, "a refusal changed the document"),
+        Ok(_) => {
+            if hub.get_heads() != before {
+                FORGED_ACCEPTED.fetch_add(1, Ordering::Relaxed);
+            }
+            // Accepted: every record still reads back whole.
+            for record in clps_model::docs::catalogue::read_records(&hub) {
+                assert!(!record.fields.title.is_empty(), "{record:?}");
+                assert!(!record.fields.description.contains('@'), "{record:?}");
+            }
+        }
+    }
+}
+
+#[test]
+fn forged_changes_are_refused_or_read_back_whole() {
+    let started = Instant::now();
+    let config = ProptestConfig {
+        cases: cases(),
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    };
+    let strategy = prop::collection::vec(
+        (any::<u8>(), any::<u8>(), any::<u8>(), 0u16..2_000).prop_map(
+            |(place, key, value, len)| Forge {
+                place,
+                key,
+                value,
+                len: if value % 13 == 0 {
+                    len.saturating_mul(30)
+                } else {
+                    len
+                },
+            },
+        ),
+        1..6,
+    );
+    let mut bytes = [0u8; 32];
+    bytes[..8].copy_from_slice(&figures::seed().to_le_bytes());
+    let rng = TestRng::from_seed(RngAlgorithm::ChaCha, &bytes);
+    TestRunner::new_with_rng(config, rng)
+        .run(&strategy, |ops| {
+            forged_change(&ops);
+            Ok(())
+        })
+        .unwrap();
+    figures::record(&Figures {
+        scenario: "fuzz-forged-changes".to_owned(),
+        iterations: u64::from(cases()),
+        inputs_fuzzed: FORGED.load(Ordering::Relaxed),
+        seconds: started.elapsed().as_secs_f64(),
+        ..Figures::default()
+    });
+    println!(
+        "forged changes: {} tried, {} accepted (each read back whole)",
+        FORGED.load(Ordering::Relaxed),
+        FORGED_ACCEPTED.load(Ordering::Relaxed)
     );
 }
 

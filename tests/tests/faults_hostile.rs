@@ -594,7 +594,11 @@ async fn schema_and_privacy_forgeries_are_refused_and_the_victim_keeps_syncing()
     let r = sync_once(&namur.config, &namur.store).await.unwrap();
     assert_eq!(r.failures.len(), 1, "{:?}", r.failures);
     assert_eq!(r.failures[0].code, Code::PermissionDenied);
-    assert!(r.failures[0].message.contains("only by that centre"), "{:?}", r.failures);
+    assert!(
+        r.failures[0].message.contains("only by that centre"),
+        "{:?}",
+        r.failures
+    );
     let mut faults = 1u64;
 
     // Raw forgeries on a record of namur's own, each in a bucket of its own.
@@ -614,7 +618,8 @@ async fn schema_and_privacy_forgeries_are_refused_and_the_victim_keeps_syncing()
         }),
         ("phone number as shelf mark", |doc, record| {
             let (_, holdings) = doc.get(record, "holdings").unwrap().unwrap();
-            doc.put(&holdings, "namur/shelf_mark", "0470 12 34 56").unwrap();
+            doc.put(&holdings, "namur/shelf_mark", "0470 12 34 56")
+                .unwrap();
         }),
     ];
     let mut ids = Vec::new();
@@ -632,7 +637,11 @@ async fn schema_and_privacy_forgeries_are_refused_and_the_victim_keeps_syncing()
         // Accepted (the earlier forgeries, still pending, are refused again).
         let r = sync_once(&namur.config, &namur.store).await.unwrap();
         let doc = DocId::catalogue(bucket_of(&id)).to_string();
-        assert!(r.failures.iter().all(|f| f.doc_id != doc), "{what}: {:?}", r.failures);
+        assert!(
+            r.failures.iter().all(|f| f.doc_id != doc),
+            "{what}: {:?}",
+            r.failures
+        );
         let mut doc = namur.bucket(bucket_of(&id)).unwrap();
         let am = doc.automerge_mut();
         let (_, records) = am.get(ROOT, "records").unwrap().unwrap();
@@ -655,7 +664,11 @@ async fn schema_and_privacy_forgeries_are_refused_and_the_victim_keeps_syncing()
         );
     }
     assert!(r.failures.iter().all(|f| f.code == Code::PermissionDenied));
-    assert_eq!(Metrics::get(&metrics.changes_accepted), accepted, "nothing stored");
+    assert_eq!(
+        Metrics::get(&metrics.changes_accepted),
+        accepted,
+        "nothing stored"
+    );
 
     // The victim creates its record 13 and edits it: accepted.
     liege.create_record(13, "Outil de Liège").unwrap();
@@ -685,7 +698,10 @@ async fn schema_and_privacy_forgeries_are_refused_and_the_victim_keeps_syncing()
         assert_eq!(record.fields.title, "Outil de Namur", "{what}");
         assert_eq!(record.fields.year, None, "{what}");
         assert!(!record.fields.description.contains('@'), "{what}");
-        assert!(record.holdings.values().all(|h| h.shelf_mark.is_empty()), "{what}");
+        assert!(
+            record.holdings.values().all(|h| h.shelf_mark.is_empty()),
+            "{what}"
+        );
     }
     fed.hub.shutdown();
     fed.hub.join().await.unwrap();
@@ -841,7 +857,9 @@ async fn silent_and_surplus_connections_are_closed() {
     let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(tls));
     let mut silent = Vec::new();
     for _ in 0..4 {
-        let tcp = tokio::net::TcpStream::connect(fed.hub.local_addr()).await.unwrap();
+        let tcp = tokio::net::TcpStream::connect(fed.hub.local_addr())
+            .await
+            .unwrap();
         let stream = connector
             .connect(ServerName::try_from("localhost").unwrap(), tcp)
             .await

@@ -69,7 +69,9 @@ impl Outbox {
     /// Queues `message` (of `size` encoded bytes) within `timeout`.
     pub async fn send(&self, message: pb::ServerMessage, size: usize, timeout: Duration) -> Sent {
         // A message larger than the whole budget waits for all of it.
-        let want = u32::try_from(size).unwrap_or(u32::MAX).clamp(1, self.budget_bytes);
+        let want = u32::try_from(size)
+            .unwrap_or(u32::MAX)
+            .clamp(1, self.budget_bytes);
         let queue = async {
             let Ok(permit) = self.budget.clone().acquire_many_owned(want).await else {
                 return Sent::Gone;
