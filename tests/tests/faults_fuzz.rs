@@ -446,7 +446,7 @@ fn forge(doc: &mut automerge::AutoCommit, record: &automerge::ObjId, op: &Forge)
         1 => doc.put(&target, key, u64::from(op.len)),
         2 => doc.put(&target, key, -i64::from(op.len)),
         3 => doc.put(&target, key, f64::from(op.len) / 3.0),
-        4 => doc.put(&target, key, op.len % 2 == 0),
+        4 => doc.put(&target, key, op.len.is_multiple_of(2)),
         5 => doc.put(&target, key, ScalarValue::counter(i64::from(op.len))),
         6 => doc
             .put_object(&target, key, ObjType::Text)
