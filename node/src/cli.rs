@@ -651,6 +651,9 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         }
         Command::Serve => {
             let store = open_existing(&data).await?;
+            // One serving process per data directory (the CLI's own commands
+            // may run beside it). The lock goes with the process.
+            let _serving = serve_lock(&data)?;
             let config = crate::federation::NodeConfig::load(&data)?.link_config(&data)?;
             let docs = crate::federation::NodeDocStore {
                 store: store.clone(),
@@ -809,6 +812,37 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             }
             Ok(())
         }
+    }
+}
+
+/// Takes the data directory's serve lock, held until the returned file is
+/// dropped (or the process ends, however it ends).
+fn serve_lock(data: &std::path::Path) -> Result<std::fs::File, CliError> {
+    let path = data.join("serve.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| {
+            CliError::Usage(format!(
+                "impossible d'ouvrir {} : {}",
+                path.display(),
+                crate::store::io_error_fr(&e)
+            ))
+        })?;
+    crate::store::private_file(&path);
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(CliError::Usage(format!(
+            "un autre « clps-node serve » utilise déjà le répertoire de données {} : arrêtez-le d'abord",
+            data.display()
+        ))),
+        Err(std::fs::TryLockError::Error(e)) => Err(CliError::Usage(format!(
+            "impossible de verrouiller {} : {}",
+            path.display(),
+            crate::store::io_error_fr(&e)
+        ))),
     }
 }
 

@@ -12,6 +12,22 @@ async fn main() -> std::process::ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
+    // Output piped into a reader that stops early (`| head`): end quietly
+    // with the exit code of a SIGPIPE, as other Unix tools do, instead of
+    // the panic `println!` raises on a closed pipe.
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let message = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if message.contains("failed printing to stdout") {
+            std::process::exit(141);
+        }
+        default_hook(info);
+    }));
     let cli = clps_node::cli::Cli::parse();
     match clps_node::cli::run(cli).await {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -643,3 +643,37 @@ fn online_backup_is_a_checked_copy_and_never_overwrites() {
     std::fs::copy(&target, restored.path().join("node.sqlite")).unwrap();
     assert!(ok(restored.path(), &["status"]).contains("demande : 785"));
 }
+
+/// A data directory holds personal data: it is created for its owner only
+/// (0700, database 0600, backups too). Output piped into a reader that
+/// stops early ends quietly with the exit code of SIGPIPE, not a panic.
+#[test]
+fn data_stays_private_and_a_closed_pipe_is_not_a_panic() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::process::Stdio;
+    let dir = seeded_charleroi();
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let fresh = dir.path().join("nouveau");
+    ok(&fresh, &["init", "--centre", "namur"]);
+    assert_eq!(mode(&fresh), 0o700);
+    assert_eq!(mode(&fresh.join("node.sqlite")), 0o600);
+    let backup = dir.path().join("sauvegarde.sqlite");
+    ok(&fresh, &["backup", "--to", backup.to_str().unwrap()]);
+    assert_eq!(mode(&backup), 0o600);
+
+    // `clps-node request list --year 2021 | head -1`, with a reader that is
+    // gone before anything is written.
+    let mut child = node()
+        .arg("--data")
+        .arg(dir.path())
+        .args(["request", "list", "--year", "2021"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(out.status.code(), Some(141), "{stderr}");
+}

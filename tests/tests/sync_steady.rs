@@ -469,3 +469,41 @@ async fn a_refused_document_is_reported_and_shown_as_blocked() {
         "{status}"
     );
 }
+
+/// One `serve` per data directory: a second one is refused in French while
+/// the first runs (the centre's other commands still work beside it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_serve_on_one_data_directory_is_refused() {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let fed = ProcFederation::start(&["namur"], Vec::new()).await.unwrap();
+    let data = fed.nodes[0].1.clone();
+    let mut first = spawn_node(&data, &["serve"]).unwrap();
+    // It holds the lock once it says it is connected.
+    let stderr = first.stderr.take().unwrap();
+    let mut lines = BufReader::new(stderr).lines();
+    tokio::time::timeout(Duration::from_secs(60), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if line.contains("Nœud connecté au hub") {
+                return;
+            }
+        }
+        panic!("serve exited");
+    })
+    .await
+    .expect("serve starts");
+    let second = node(&data, &["serve"]).await.unwrap();
+    assert!(!second.ok);
+    assert!(
+        second
+            .stderr
+            .contains("un autre « clps-node serve » utilise déjà le répertoire de données"),
+        "{}",
+        second.stderr
+    );
+    node_ok(&data, &["status"]).await.unwrap();
+    assert!(
+        first.try_wait().unwrap().is_none(),
+        "the first serve runs on"
+    );
+    let _ = first.start_kill();
+}

@@ -145,12 +145,19 @@ impl Store {
                 }
             }
             OpenMode::Create => {
-                std::fs::create_dir_all(data_dir).map_err(|_| {
-                    StoreError::Invalid(format!(
-                        "impossible de créer le répertoire de données {}",
-                        data_dir.display()
-                    ))
-                })?;
+                // The directory holds personal data: only its owner may
+                // enter it.
+                use std::os::unix::fs::DirBuilderExt;
+                std::fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o700)
+                    .create(data_dir)
+                    .map_err(|_| {
+                        StoreError::Invalid(format!(
+                            "impossible de créer le répertoire de données {}",
+                            data_dir.display()
+                        ))
+                    })?;
             }
         }
         let flags = match mode {
@@ -159,6 +166,9 @@ impl Store {
         } | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = Connection::open_with_flags(&path, flags)
             .map_err(|e| StoreError::from_sqlite(&path, e))?;
+        if mode == OpenMode::Create {
+            private_file(&path);
+        }
         prepare(conn, &path, mode).map(|conn| Store::spawn(conn, path))
     }
 
@@ -212,6 +222,26 @@ impl Store {
 /// Copies the live database to `target` with SQLite's online backup, page
 /// by page, while the node keeps working; the copy is then checked with
 /// `PRAGMA integrity_check`. The target must not exist yet.
+/// An operating-system error in French, for staff.
+pub fn io_error_fr(e: &std::io::Error) -> &'static str {
+    use std::io::ErrorKind;
+    match e.kind() {
+        ErrorKind::NotFound => "fichier ou répertoire introuvable",
+        ErrorKind::PermissionDenied => "accès refusé",
+        ErrorKind::AlreadyExists => "le fichier existe déjà",
+        ErrorKind::StorageFull => "le disque est plein",
+        ErrorKind::ReadOnlyFilesystem => "le disque est en lecture seule",
+        _ => "erreur du système de fichiers",
+    }
+}
+
+/// Makes a file of personal data readable by its owner only (best effort:
+/// a file system without Unix modes keeps its own rules).
+pub fn private_file(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
+}
+
 pub fn backup(conn: &Connection, target: &Path) -> Result<u64, StoreError> {
     if target.exists() {
         return Err(StoreError::Invalid(format!(
@@ -223,6 +253,7 @@ pub fn backup(conn: &Connection, target: &Path) -> Result<u64, StoreError> {
     let _ = std::fs::remove_file(&tmp);
     {
         let mut dst = Connection::open(&tmp)?;
+        private_file(&tmp);
         let backup = rusqlite::backup::Backup::new(conn, &mut dst)?;
         backup.run_to_completion(256, Duration::from_millis(5), None)?;
     }
