@@ -646,6 +646,9 @@ async fn main_inner(args: Args) -> Result<std::process::ExitCode> {
         ),
     };
     std::fs::create_dir_all(&dir)?;
+    // The hub's configuration names files by absolute path (relative ones
+    // would be read from the configuration's own directory).
+    let dir = std::path::absolute(&dir).unwrap_or(dir);
     let progress = if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
         indicatif::ProgressBar::new(37)
     } else {

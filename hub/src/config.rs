@@ -200,10 +200,35 @@ impl Config {
             path: path.to_owned(),
             source,
         })?;
-        toml::from_str(&text).map_err(|source| ConfigError::Parse {
+        let config: Config = toml::from_str(&text).map_err(|source| ConfigError::Parse {
             path: path.to_owned(),
             source,
-        })
+        })?;
+        Ok(config.relative_to(path.parent().unwrap_or(Path::new("."))))
+    }
+
+    /// Resolves the relative paths of a configuration read from a file
+    /// against that file's directory: `clps-hub stats --config
+    /// /etc/clps/hub.toml` reads the same database wherever it is run from.
+    pub fn relative_to(mut self, dir: &Path) -> Config {
+        let resolve = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = dir.join(&*p);
+            }
+        };
+        if let Some(db) = self.database.as_mut() {
+            resolve(db);
+        }
+        if let Some(file) = self.address_file.as_mut() {
+            resolve(file);
+        }
+        resolve(&mut self.tls.ca_cert);
+        resolve(&mut self.tls.cert);
+        resolve(&mut self.tls.key);
+        if let Some(crl) = self.tls.crl.as_mut() {
+            resolve(crl);
+        }
+        self
     }
 
     /// Points the TLS files at a `pki init` directory.
@@ -231,5 +256,20 @@ mod tests {
         assert!(config.spaces.iter().any(|s| s.id == "appui:evras"));
         let empty: Config = toml::from_str("").unwrap();
         assert_eq!(empty.listen, Config::default().listen);
+    }
+
+    #[test]
+    fn relative_paths_are_resolved_from_the_config_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hub.toml");
+        std::fs::write(
+            &path,
+            "database = \"data/hub.sqlite\"\n[tls]\nca_cert = \"/abs/ca.crt\"\ncert = \"pki/hub.crt\"\nkey = \"pki/hub.key\"\n",
+        )
+        .unwrap();
+        let config = Config::load(&path).unwrap();
+        assert_eq!(config.database, Some(dir.path().join("data/hub.sqlite")));
+        assert_eq!(config.tls.ca_cert, PathBuf::from("/abs/ca.crt"));
+        assert_eq!(config.tls.cert, dir.path().join("pki/hub.crt"));
     }
 }
