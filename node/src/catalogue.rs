@@ -56,6 +56,23 @@ pub fn project(
     Ok(ids.len())
 }
 
+/// Projects `ids` again from `doc`: each record as the document has it, or
+/// gone from the tables when the document no longer has it.
+pub fn reproject(
+    tx: &Transaction<'_>,
+    bucket: u16,
+    doc: &AutoCommit,
+    ids: &BTreeSet<RecordId>,
+) -> Result<(), StoreError> {
+    for id in ids {
+        match catalogue::read_record(doc, id) {
+            Some(record) => upsert(tx, bucket, &record)?,
+            None => remove(tx, id)?,
+        }
+    }
+    Ok(())
+}
+
 fn theme_labels(record: &Record) -> String {
     let themes = &vocab::get().themes;
     record

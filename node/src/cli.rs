@@ -118,6 +118,13 @@ pub enum Command {
     Status,
     /// Documents partagés détenus et leurs têtes (JSON, pour les scripts).
     Docs,
+    /// Reconstruit un document refusé par le hub à partir de la copie du
+    /// hub, en rejouant les modifications valides de ce centre (et dit ce qui
+    /// est écarté).
+    Recover {
+        /// Le document bloqué, tel que `status` le nomme (ex. catalogue/047).
+        doc: String,
+    },
     /// Sauvegarde à chaud de la base du nœud (sauvegarde en ligne de SQLite).
     Backup {
         /// Fichier de sauvegarde à créer.
@@ -529,6 +536,8 @@ pub enum CliError {
     Usage(String),
     #[error(transparent)]
     Federation(#[from] crate::federation::FederationError),
+    #[error(transparent)]
+    Recover(#[from] crate::recover::RecoverError),
     #[error("synchronisation incomplète : {} par le hub ; les modifications de ce centre y restent en attente, rien n'est perdu", blocked_phrase(*.0))]
     Blocked(usize),
 }
@@ -694,6 +703,45 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Appui(command) => {
             let store = open_existing(&data).await?;
             crate::appui_cli::run(&store, command).await
+        }
+        Command::Recover { doc } => {
+            let doc_id = clps_model::docs::DocId::parse(&doc).map_err(|_| {
+                CliError::Usage(format!(
+                    "« {doc} » n'est pas un nom de document (ex. catalogue/047)"
+                ))
+            })?;
+            let store = open_existing(&data).await?;
+            let config = crate::federation::NodeConfig::load(&data)?.link_config(&data)?;
+            let report = crate::recover::recover(&store, &config, &doc_id).await?;
+            let count = |n: usize, one: &str, many: &str| {
+                if n == 1 {
+                    format!("1 {one}")
+                } else {
+                    format!("{n} {many}")
+                }
+            };
+            println!(
+                "Document {doc_id} reconstruit depuis la copie du hub : {} telle quelle, {}, {} à envoyer",
+                count(
+                    report.kept,
+                    "modification de ce centre gardée",
+                    "modifications de ce centre gardées"
+                ),
+                count(report.reapplied.len(), "champ repris", "champs repris"),
+                count(report.pending, "modification", "modifications")
+            );
+            for field in &report.reapplied {
+                println!("  repris : {field}");
+            }
+            for (hash, why) in &report.dropped {
+                let short: String = hash.to_string().chars().take(12).collect();
+                println!("  modification {short} écartée : {why}");
+            }
+            for field in &report.fields_dropped {
+                println!("  champ écarté : {field}");
+            }
+            println!("Lancez « clps-node sync » pour envoyer le document reconstruit.");
+            Ok(())
         }
         Command::Backup { to } => {
             let store = open_existing(&data).await?;

@@ -19,6 +19,7 @@ pub mod import;
 pub mod link;
 pub mod publish;
 pub mod records;
+pub mod recover;
 pub mod seed;
 pub mod shared;
 pub mod stats;

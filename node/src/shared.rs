@@ -441,6 +441,35 @@ fn field_label(field: &str) -> &str {
     }
 }
 
+/// Replaces a document wholesale (a rebuild from the hub's copy): `doc`
+/// becomes its snapshot, `pending` its only pending changes, and the
+/// catalogue projection of `records` (the old and new records of the
+/// bucket) follows it. One transaction, like every write.
+pub fn replace(
+    tx: &Transaction<'_>,
+    doc_id: &DocId,
+    doc: &mut AutoCommit,
+    pending: &[ChangeHash],
+    records: &std::collections::BTreeSet<docs::catalogue::RecordId>,
+) -> Result<(), StoreError> {
+    let key = doc_id.to_string();
+    let snapshot = doc.save();
+    write_snapshot(tx, &key, &snapshot, &heads_text(&doc.get_heads()))?;
+    tx.execute("DELETE FROM shared_doc_chunks WHERE doc_id = ?1", [&key])?;
+    tx.execute("DELETE FROM pending_changes WHERE doc_id = ?1", [&key])?;
+    let mut insert =
+        tx.prepare_cached("INSERT OR IGNORE INTO pending_changes (doc_id, hash) VALUES (?1, ?2)")?;
+    for hash in pending {
+        insert.execute(params![key, hash.to_string()])?;
+    }
+    if let DocKind::Catalogue { bucket } = doc_id.kind() {
+        crate::catalogue::reproject(tx, *bucket, doc, records)?;
+    }
+    CACHE.with(|cache| cache.borrow_mut().remove(&cache_key(tx, &key)));
+    remember(tx, &key, doc, 0);
+    Ok(())
+}
+
 /// Stores a document this node did not have, received whole: `saved` (the
 /// bytes `doc` was loaded from) becomes its snapshot without saving it
 /// again. Should another writer have stored the document meanwhile, the

@@ -17,7 +17,8 @@
 //! CI draws the same inputs every run (`CLPS_FAULT_SEED` picks others);
 //! `CLPS_SOAK_SECONDS` raises the number of cases and draws fresh ones;
 //! `CLPS_FUZZ_CASES=N` runs N cases per target (50,000 at most for the two
-//! that touch SQLite or files), for release-mode runs:
+//! that touch SQLite or files, 100,000 for forged changes), for release-mode
+//! runs:
 //! `CLPS_FUZZ_CASES=1500000 cargo test --release -p clps-tests --test faults_fuzz`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
@@ -68,6 +69,8 @@ fn cases() -> u32 {
 fn cases_for(target: &str) -> u32 {
     match target {
         "persist" | "csv" => cases().min(50_000),
+        // Loads and saves a whole document per case.
+        "forged" => cases().min(100_000),
         _ => cases(),
     }
 }
@@ -523,7 +526,7 @@ fn forged_change(ops: &[Forge]) {
 fn forged_changes_are_refused_or_read_back_whole() {
     let started = Instant::now();
     let config = ProptestConfig {
-        cases: cases(),
+        cases: cases_for("forged"),
         failure_persistence: None,
         ..ProptestConfig::default()
     };
@@ -553,7 +556,7 @@ fn forged_changes_are_refused_or_read_back_whole() {
         .unwrap();
     figures::record(&Figures {
         scenario: "fuzz-forged-changes".to_owned(),
-        iterations: u64::from(cases()),
+        iterations: u64::from(cases_for("forged")),
         inputs_fuzzed: FORGED.load(Ordering::Relaxed),
         seconds: started.elapsed().as_secs_f64(),
         ..Figures::default()

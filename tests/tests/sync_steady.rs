@@ -507,3 +507,145 @@ async fn a_second_serve_on_one_data_directory_is_refused() {
     );
     let _ = first.start_kill();
 }
+
+/// The documented recovery of a blocked document: a change the hub refuses
+/// (here a phone number in a title, written by an older node that did not
+/// check it) blocks the bucket, and a later valid edit with it; `recover`
+/// rebuilds the bucket from the hub's copy, keeps the valid edit, says what
+/// it left out, and the next sync goes through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blocked_document_is_rebuilt_from_the_hub_copy_keeping_valid_edits() {
+    use automerge::transaction::Transactable;
+    use automerge::{AutoCommit, ReadDoc};
+    let fed = ProcFederation::start(&["namur"], Vec::new()).await.unwrap();
+    let data = fed.nodes[0].1.clone();
+    // Two notices of namur's numbering in one bucket.
+    use clps_model::docs::catalogue::{RecordId, bucket_of, doc_id_of};
+    let namur = clps_model::CentreId::new("namur").unwrap();
+    let first = RecordId::from_local(&namur, 1);
+    let second_n = (2..)
+        .find(|n| bucket_of(&RecordId::from_local(&namur, *n)) == bucket_of(&first))
+        .unwrap();
+    let csv = data.join("export.csv");
+    std::fs::write(
+        &csv,
+        format!("id_local,titre,type\n1,Outil de Namur,outil_pedagogique\n{second_n},Autre outil,outil_pedagogique\n"),
+    )
+    .unwrap();
+    node_ok(&data, &["catalogue", "import", csv.to_str().unwrap()])
+        .await
+        .unwrap();
+    node_ok(&data, &["sync"]).await.unwrap();
+    let id = first.to_string();
+    let other = RecordId::from_local(&namur, second_n).to_string();
+    let key = doc_id_of(&first).to_string();
+
+    // What an older node could have stored: a phone number in a title.
+    let db = data.join("node.sqlite");
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let snapshot: Vec<u8> = conn
+        .query_row(
+            "SELECT snapshot FROM shared_docs WHERE doc_id = ?1",
+            [&key],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let mut doc = AutoCommit::load(&snapshot).unwrap();
+    let chunks: Vec<Vec<u8>> = conn
+        .prepare("SELECT bytes FROM shared_doc_chunks WHERE doc_id = ?1 ORDER BY seq")
+        .unwrap()
+        .query_map([&key], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    for chunk in chunks {
+        doc.load_incremental(&chunk).unwrap();
+    }
+    let before = doc.get_heads();
+    let mut forged = doc.fork().with_actor(
+        clps_model::CentreActor::new(clps_model::CentreId::new("namur").unwrap(), [9; 8])
+            .actor_id(),
+    );
+    let (_, records) = forged.get(automerge::ROOT, "records").unwrap().unwrap();
+    let (_, record) = forged.get(&records, id.as_str()).unwrap().unwrap();
+    forged
+        .put(&record, "title", "Outil de Namur, appeler le 0470 12 34 56")
+        .unwrap();
+    forged.commit();
+    let change = forged.get_changes(&before).pop().unwrap();
+    let n: i64 = conn
+        .query_row(
+            "SELECT n_chunks FROM shared_doc_heads WHERE doc_id = ?1",
+            [&key],
+            |r| r.get(0),
+        )
+        .unwrap();
+    conn.execute(
+        "INSERT INTO shared_doc_chunks (doc_id, seq, bytes) VALUES (?1, ?2, ?3)",
+        rusqlite::params![key, n + 1, change.raw_bytes()],
+    )
+    .unwrap();
+    conn.execute(
+        "UPDATE shared_doc_heads SET heads = ?2, n_chunks = ?3 WHERE doc_id = ?1",
+        rusqlite::params![key, change.hash().to_string(), n + 1],
+    )
+    .unwrap();
+    conn.execute(
+        "INSERT INTO pending_changes (doc_id, hash) VALUES (?1, ?2)",
+        rusqlite::params![key, change.hash().to_string()],
+    )
+    .unwrap();
+    drop(conn);
+
+    // Blocked, and a valid edit made afterwards is blocked with it.
+    assert!(!node(&data, &["sync"]).await.unwrap().ok);
+    node_ok(&data, &["catalogue", "edit", &other, "--year", "2020"])
+        .await
+        .unwrap();
+    let run = node(&data, &["sync"]).await.unwrap();
+    assert!(!run.ok && run.stdout.contains(&key), "{}", run.stdout);
+
+    let out = node_ok(&data, &["recover", &key]).await.unwrap();
+    println!("{out}");
+    assert!(out.contains("repris : ") && out.contains("année"), "{out}");
+    assert!(out.contains("écartée"), "{out}");
+    assert!(
+        out.contains("champ écarté") && out.contains("titre"),
+        "{out}"
+    );
+    let run = node(&data, &["sync"]).await.unwrap();
+    assert!(run.ok, "{}{}", run.stdout, run.stderr);
+    let status = node_ok(&data, &["status"]).await.unwrap();
+    assert!(!status.contains("documents bloqués"), "{status}");
+
+    // At the hub: the year came through, the phone number did not.
+    let hub = rusqlite::Connection::open(fed.hub_db()).unwrap();
+    let (snapshot, heads_ok): (Vec<u8>, i64) = hub
+        .query_row(
+            "SELECT snapshot, 1 FROM documents WHERE doc_id = ?1",
+            [&key],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(heads_ok, 1);
+    let mut at_hub = if snapshot.is_empty() {
+        AutoCommit::new()
+    } else {
+        AutoCommit::load(&snapshot).unwrap()
+    };
+    let chunks: Vec<Vec<u8>> = hub
+        .prepare("SELECT data FROM chunks WHERE doc_id = ?1 ORDER BY seq")
+        .unwrap()
+        .query_map([&key], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    for chunk in chunks {
+        at_hub.load_incremental(&chunk).unwrap();
+    }
+    let read = |id: &str| {
+        clps_model::docs::catalogue::read_record(&at_hub, &RecordId::parse(id).unwrap()).unwrap()
+    };
+    assert_eq!(read(&other).fields.year, Some(2020));
+    assert_eq!(read(&id).fields.title, "Outil de Namur");
+}

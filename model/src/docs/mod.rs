@@ -33,6 +33,6 @@ pub use schema::{DocError, SCHEMA_VERSION, create_doc, genesis_change, load_doc,
 pub use stats::StatsDoc;
 pub use survey::SurveyDoc;
 pub use validate::{
-    MAX_CHANGE_BYTES, Touched, ValidationError, causal_order, check_applied, check_ops,
-    validate_change, validate_changes, validate_own_change,
+    MAX_CHANGE_BYTES, Replay, Touched, ValidationError, causal_order, check_applied, check_ops,
+    replay, validate_change, validate_changes, validate_own_change,
 };

@@ -692,3 +692,62 @@ impl Checker<'_> {
         Ok(())
     }
 }
+
+/// What [`replay`] made of a centre's changes on top of another copy.
+#[derive(Debug)]
+pub struct Replay {
+    /// `base` with every change that could be kept applied.
+    pub doc: Automerge,
+    /// Changes applied (or already in `base`).
+    pub kept: Vec<ChangeHash>,
+    /// Changes left out, each with why: refused by the rules, or built on
+    /// a change that was left out.
+    pub dropped: Vec<(ChangeHash, String)>,
+}
+
+/// Replays `changes` (a centre's own, in any order) on `base` as the hub
+/// would receive them: each one whose dependencies are there and that
+/// passes both steps of the validation is applied; the others are left out
+/// with their reason. Used to rebuild a document the hub refused from the
+/// hub's copy, keeping every valid change of the centre.
+pub fn replay(doc_id: &DocId, base: Automerge, changes: Vec<Change>, author: &CentreId) -> Replay {
+    let mut doc = base;
+    let mut kept = Vec::new();
+    let mut dropped: Vec<(ChangeHash, String)> = Vec::new();
+    for change in causal_order(changes) {
+        let hash = change.hash();
+        if doc.get_change_meta_by_hash(&hash).is_some() {
+            kept.push(hash);
+            continue;
+        }
+        if let Some(dep) = change
+            .deps()
+            .iter()
+            .find(|d| doc.get_change_meta_by_hash(d).is_none())
+        {
+            let why = if dropped.iter().any(|(h, _)| h == dep) {
+                format!("built on {dep}, left out")
+            } else {
+                format!("depends on {dep}, which neither copy has")
+            };
+            dropped.push((hash, why));
+            continue;
+        }
+        let verdict = check_ops(doc_id, &doc, &change, author, false).and_then(|touched| {
+            let mut trial = doc.fork();
+            trial
+                .apply_changes([change.clone()])
+                .map_err(ValidationError::Apply)?;
+            check_applied(doc_id, &trial, &touched)?;
+            Ok(trial)
+        });
+        match verdict {
+            Ok(trial) => {
+                doc = trial;
+                kept.push(hash);
+            }
+            Err(e) => dropped.push((hash, e.to_string())),
+        }
+    }
+    Replay { doc, kept, dropped }
+}

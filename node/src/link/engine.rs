@@ -344,6 +344,50 @@ pub async fn status(config: &LinkConfig, store: &impl DocStore) -> Result<LinkSt
     })
 }
 
+/// The hub's copy of one document (`None` if the hub has none), for a node
+/// that rebuilds a blocked document from it.
+pub async fn fetch_hub_copy(
+    config: &LinkConfig,
+    doc_id: &DocId,
+) -> Result<Option<Vec<u8>>, LinkError> {
+    let counters = Arc::new(WireCounters::default());
+    let mut client = transport::connect(config, counters).await?;
+    let (tx, rx) = mpsc::channel(4);
+    let send = |kind| pb::ClientMessage { kind: Some(kind) };
+    tx.send(send(ClientKind::Hello(pb::Hello {
+        spaces: Vec::new(),
+        client: config.client_name.clone(),
+    })))
+    .await
+    .map_err(|_| LinkError::Closed)?;
+    let mut inbound = client.session(ReceiverStream::new(rx)).await?.into_inner();
+    tx.send(send(ClientKind::Fetch(pb::Fetch {
+        doc_ids: vec![doc_id.to_string()],
+    })))
+    .await
+    .map_err(|_| LinkError::Closed)?;
+    loop {
+        match inbound.message().await? {
+            Some(pb::ServerMessage {
+                kind: Some(ServerKind::Snapshot(snapshot)),
+            }) if snapshot.doc_id == doc_id.to_string() => return Ok(Some(snapshot.document)),
+            Some(pb::ServerMessage {
+                kind: Some(ServerKind::Error(error)),
+            }) if error.doc_id == doc_id.to_string() => {
+                return match tonic::Code::from_i32(error.code) {
+                    tonic::Code::NotFound => Ok(None),
+                    _ => Err(LinkError::Protocol(format!(
+                        "le hub refuse de fournir {doc_id} : {}",
+                        error.message
+                    ))),
+                };
+            }
+            Some(_) => continue,
+            None => return Err(LinkError::Closed),
+        }
+    }
+}
+
 impl<S: DocStore> Engine<'_, S> {
     async fn send(&mut self, message: pb::ClientMessage) -> Result<(), LinkError> {
         self.report.messages_up += 1;

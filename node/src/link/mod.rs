@@ -259,6 +259,14 @@ fn jittered(backoff: Duration, factor: f64) -> Duration {
     backoff.mul_f64(factor.clamp(0.0, 1.0))
 }
 
+/// The hub's copy of one document (`None` if the hub has none).
+pub async fn fetch_hub_copy(
+    config: &LinkConfig,
+    doc_id: &DocId,
+) -> Result<Option<Vec<u8>>, LinkError> {
+    engine::fetch_hub_copy(config, doc_id).await
+}
+
 /// Asks the hub, with one Hello, which of our spaces match its heads.
 pub async fn hub_status(
     config: &LinkConfig,
