@@ -721,11 +721,11 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                 }
             };
             println!(
-                "Document {doc_id} reconstruit depuis la copie du hub : {} telle quelle, {}, {} à envoyer",
+                "Document {doc_id} reconstruit depuis la copie du hub : {}, {}, {} à envoyer",
                 count(
                     report.kept,
-                    "modification de ce centre gardée",
-                    "modifications de ce centre gardées"
+                    "modification de ce centre gardée telle quelle",
+                    "modifications de ce centre gardées telles quelles"
                 ),
                 count(report.reapplied.len(), "champ repris", "champs repris"),
                 count(report.pending, "modification", "modifications")
