@@ -112,6 +112,49 @@ impl fmt::Display for Identity {
     }
 }
 
+/// How many of something (sessions, connections) each identity holds, with
+/// a cap: [`PerIdentity::take`] hands out a [`Slot`] that gives its place
+/// back when dropped.
+#[derive(Debug, Clone, Default)]
+pub struct PerIdentity {
+    open: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<Identity, usize>>>,
+}
+
+/// One place held by an identity in a [`PerIdentity`] count.
+#[derive(Debug)]
+pub struct Slot {
+    identity: Identity,
+    open: PerIdentity,
+}
+
+impl PerIdentity {
+    /// A place for `identity`, or `None` when it already holds `cap`.
+    pub fn take(&self, identity: &Identity, cap: usize) -> Option<Slot> {
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        let n = open.entry(identity.clone()).or_insert(0);
+        if *n >= cap.max(1) {
+            return None;
+        }
+        *n += 1;
+        Some(Slot {
+            identity: identity.clone(),
+            open: self.clone(),
+        })
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut open = self.open.open.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = open.get_mut(&self.identity) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                open.remove(&self.identity);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]

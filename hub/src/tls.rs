@@ -173,27 +173,6 @@ pub struct AcceptLimits {
     pub max_connections_per_identity: usize,
 }
 
-/// Open connections per identity; a slot gives its place back when the
-/// connection is dropped.
-type Open = Arc<std::sync::Mutex<std::collections::HashMap<Identity, usize>>>;
-
-struct ConnSlot {
-    identity: Identity,
-    open: Open,
-}
-
-impl Drop for ConnSlot {
-    fn drop(&mut self) {
-        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(n) = open.get_mut(&self.identity) {
-            *n = n.saturating_sub(1);
-            if *n == 0 {
-                open.remove(&self.identity);
-            }
-        }
-    }
-}
-
 /// An accepted, authenticated connection.
 pub struct Authenticated {
     io: TlsStream<Counted<TcpStream>>,
@@ -201,7 +180,8 @@ pub struct Authenticated {
     idle: Duration,
     /// When the connection is closed if nothing more arrives.
     deadline: Pin<Box<tokio::time::Sleep>>,
-    _slot: ConnSlot,
+    /// This connection's place among its identity's open connections.
+    _slot: crate::identity::Slot,
 }
 
 impl Connected for Authenticated {
@@ -269,7 +249,7 @@ pub fn accept_loop(
     let (tx, rx) = mpsc::channel(64);
     let acceptor = TlsAcceptor::from(config);
     let handshake_timeout = limits.handshake_timeout;
-    let open: Open = Arc::default();
+    let open = crate::identity::PerIdentity::default();
     tokio::spawn(async move {
         loop {
             let (tcp, remote) = tokio::select! {
@@ -322,19 +302,10 @@ pub fn accept_loop(
                         return;
                     }
                 };
-                let slot = {
-                    let mut counts = open.lock().unwrap_or_else(|e| e.into_inner());
-                    let n = counts.entry(identity.clone()).or_insert(0);
-                    if *n >= limits.max_connections_per_identity {
-                        Metrics::add(&metrics.connections_refused, 1);
-                        tracing::warn!(%remote, %identity, "too many connections for one identity");
-                        return;
-                    }
-                    *n += 1;
-                    ConnSlot {
-                        identity: identity.clone(),
-                        open: open.clone(),
-                    }
+                let Some(slot) = open.take(&identity, limits.max_connections_per_identity) else {
+                    Metrics::add(&metrics.connections_refused, 1);
+                    tracing::warn!(%remote, %identity, "too many connections for one identity");
+                    return;
                 };
                 tracing::info!(%remote, %identity, "client authenticated");
                 let conn = Authenticated {

@@ -7,9 +7,8 @@ mod outbound;
 mod session;
 pub mod status;
 
-use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 
 use clps_proto::pb;
 use tokio::sync::watch;
@@ -18,7 +17,7 @@ use tonic::{Request, Response, Status, Streaming};
 use crate::access::{Access, Role};
 use crate::config::Limits;
 use crate::docs::Docs;
-use crate::identity::Identity;
+use crate::identity::{Identity, PerIdentity, Slot};
 use crate::metrics::Metrics;
 use crate::tls::ConnInfo;
 
@@ -35,25 +34,7 @@ pub struct RpcContext {
     pub tap: Option<crate::server::PayloadTap>,
     next_session: AtomicU64,
     /// Open sessions per identity, for `limits.max_sessions_per_identity`.
-    open_sessions: Arc<Mutex<HashMap<Identity, usize>>>,
-}
-
-/// One open session of an identity; gives its slot back when dropped.
-struct SessionSlot {
-    identity: Identity,
-    open: Arc<Mutex<HashMap<Identity, usize>>>,
-}
-
-impl Drop for SessionSlot {
-    fn drop(&mut self) {
-        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(n) = open.get_mut(&self.identity) {
-            *n = n.saturating_sub(1);
-            if *n == 0 {
-                open.remove(&self.identity);
-            }
-        }
-    }
+    open_sessions: PerIdentity,
 }
 
 impl RpcContext {
@@ -72,23 +53,15 @@ impl RpcContext {
             shutdown,
             tap: None,
             next_session: AtomicU64::new(1),
-            open_sessions: Arc::default(),
+            open_sessions: PerIdentity::default(),
         }
     }
 
     /// Takes a session slot for `identity`, or `None` when it already holds
     /// `max_sessions_per_identity` sessions.
-    fn session_slot(&self, identity: &Identity) -> Option<SessionSlot> {
-        let mut open = self.open_sessions.lock().unwrap_or_else(|e| e.into_inner());
-        let n = open.entry(identity.clone()).or_insert(0);
-        if *n >= self.limits.max_sessions_per_identity.max(1) {
-            return None;
-        }
-        *n += 1;
-        Some(SessionSlot {
-            identity: identity.clone(),
-            open: self.open_sessions.clone(),
-        })
+    fn session_slot(&self, identity: &Identity) -> Option<Slot> {
+        self.open_sessions
+            .take(identity, self.limits.max_sessions_per_identity)
     }
 }
 
