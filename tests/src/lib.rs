@@ -221,8 +221,18 @@ impl Node {
 /// `what`. For outcomes the code under test announces nowhere a test could
 /// subscribe to (a hub counter, another process's heads), never for
 /// readiness: servers are waited for by their listening line.
-pub async fn wait_for(what: &str, mut condition: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+pub async fn wait_for(what: &str, condition: impl FnMut() -> bool) {
+    wait_within(what, std::time::Duration::from_secs(10), condition).await;
+}
+
+/// [`wait_for`] with a bound of the caller's (a federation converging after
+/// minutes of edits may take longer than ten seconds).
+pub async fn wait_within(
+    what: &str,
+    bound: std::time::Duration,
+    mut condition: impl FnMut() -> bool,
+) {
+    let deadline = tokio::time::Instant::now() + bound;
     while !condition() {
         assert!(
             tokio::time::Instant::now() < deadline,

@@ -194,24 +194,74 @@ impl Holdings {
     }
 }
 
+/// One shared document as a node database stores it (snapshot, then its
+/// chunks), or `None` if the node does not have it.
+pub fn node_doc(conn: &rusqlite::Connection, doc_id: &str) -> anyhow::Result<Option<Automerge>> {
+    use rusqlite::OptionalExtension;
+    let Some(snapshot): Option<Vec<u8>> = conn
+        .query_row(
+            "SELECT snapshot FROM shared_docs WHERE doc_id = ?1",
+            [doc_id],
+            |r| r.get(0),
+        )
+        .optional()?
+    else {
+        return Ok(None);
+    };
+    let mut doc = Automerge::load(&snapshot)?;
+    let chunks: Vec<Vec<u8>> = conn
+        .prepare("SELECT bytes FROM shared_doc_chunks WHERE doc_id = ?1 ORDER BY seq")?
+        .query_map([doc_id], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    for chunk in chunks {
+        doc.load_incremental(&chunk)?;
+    }
+    Ok(Some(doc))
+}
+
+/// One document as the hub's database stores it, or `None`.
+pub fn hub_doc(conn: &rusqlite::Connection, doc_id: &str) -> anyhow::Result<Option<Automerge>> {
+    use rusqlite::OptionalExtension;
+    let Some(snapshot): Option<Vec<u8>> = conn
+        .query_row(
+            "SELECT snapshot FROM documents WHERE doc_id = ?1",
+            [doc_id],
+            |r| r.get(0),
+        )
+        .optional()?
+    else {
+        return Ok(None);
+    };
+    let mut doc = if snapshot.is_empty() {
+        Automerge::new()
+    } else {
+        Automerge::load(&snapshot)?
+    };
+    let chunks: Vec<Vec<u8>> = conn
+        .prepare("SELECT data FROM chunks WHERE doc_id = ?1 ORDER BY seq")?
+        .query_map([doc_id], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    for chunk in chunks {
+        doc.load_incremental(&chunk)?;
+    }
+    Ok(Some(doc))
+}
+
+fn doc_ids(conn: &rusqlite::Connection, table: &str) -> anyhow::Result<Vec<String>> {
+    Ok(conn
+        .prepare(&format!("SELECT doc_id FROM {table}"))?
+        .query_map([], |r| r.get(0))?
+        .collect::<Result<_, _>>()?)
+}
+
 /// Reads a node database: its documents' changes, and its pending list.
 pub fn node_holdings(path: &Path) -> anyhow::Result<(Holdings, BTreeSet<ChangeHash>)> {
     let conn = rusqlite::Connection::open(path)?;
     let mut holdings = Holdings::default();
-    let docs: Vec<(String, Vec<u8>)> = conn
-        .prepare("SELECT doc_id, snapshot FROM shared_docs")?
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-        .collect::<Result<_, _>>()?;
-    for (id, snapshot) in docs {
-        let mut doc = Automerge::load(&snapshot)?;
-        let chunks: Vec<Vec<u8>> = conn
-            .prepare("SELECT bytes FROM shared_doc_chunks WHERE doc_id = ?1 ORDER BY seq")?
-            .query_map([&id], |r| r.get(0))?
-            .collect::<Result<_, _>>()?;
-        for chunk in chunks {
-            doc.load_incremental(&chunk)?;
+    for id in doc_ids(&conn, "shared_docs")? {
+        if let Some(doc) = node_doc(&conn, &id)? {
+            holdings.add(id, &doc);
         }
-        holdings.add(id, &doc);
     }
     let pending: Vec<String> = conn
         .prepare("SELECT hash FROM pending_changes")?
@@ -231,24 +281,10 @@ pub fn hub_holdings(path: &Path) -> anyhow::Result<Holdings> {
         return Ok(holdings);
     }
     let conn = rusqlite::Connection::open(path)?;
-    let docs: Vec<(String, Vec<u8>)> = conn
-        .prepare("SELECT doc_id, snapshot FROM documents")?
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-        .collect::<Result<_, _>>()?;
-    for (id, snapshot) in docs {
-        let mut doc = if snapshot.is_empty() {
-            Automerge::new()
-        } else {
-            Automerge::load(&snapshot)?
-        };
-        let chunks: Vec<Vec<u8>> = conn
-            .prepare("SELECT data FROM chunks WHERE doc_id = ?1 ORDER BY seq")?
-            .query_map([&id], |r| r.get(0))?
-            .collect::<Result<_, _>>()?;
-        for chunk in chunks {
-            doc.load_incremental(&chunk)?;
+    for id in doc_ids(&conn, "documents")? {
+        if let Some(doc) = hub_doc(&conn, &id)? {
+            holdings.add(id, &doc);
         }
-        holdings.add(id, &doc);
     }
     Ok(holdings)
 }
