@@ -438,14 +438,7 @@ fn apply(reps: &mut [Replica], op: &Op, expected: &mut Expected) {
         Op::Create { r, bucket, title } => {
             let rep = &mut reps[r];
             let id = id_in_bucket(rep.centre.as_str(), BUCKETS[bucket], rep.next_local);
-            rep.next_local = id
-                .as_str()
-                .rsplit('.')
-                .next()
-                .unwrap()
-                .parse::<u64>()
-                .unwrap()
-                + 1;
+            rep.next_local = local_number(&id) + 1;
             rep.buckets[bucket]
                 .create_record(&id, &fields(TITLES[title]))
                 .unwrap();

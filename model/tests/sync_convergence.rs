@@ -115,14 +115,7 @@ impl Net {
         let mut start = 0;
         for n in 0..4 {
             let id = id_in_bucket("charleroi-thuin", BUCKET, start);
-            start = id
-                .as_str()
-                .rsplit('.')
-                .next()
-                .unwrap()
-                .parse::<u64>()
-                .unwrap()
-                + 1;
+            start = local_number(&id) + 1;
             seed.create_record(&id, &fields(&format!("Outil {n}")))
                 .unwrap();
             records.push(id);
@@ -505,39 +498,45 @@ fn bloom_false_positives_are_held_then_applied_never_refused() {
     );
 }
 
+/// Two successive title edits of the first record at the first node, once
+/// the hub and the nodes agree: `(x, y)`, `y` built on `x`.
+fn two_edits(net: &mut Net, seed: u64) -> (Vec<ChangeHash>, Change, Change) {
+    net.settle(&mut Rng::new(seed));
+    let before = net.hub.get_heads();
+    let id = net.records[0].clone();
+    let node = &mut net.nodes[0];
+    for title in ["Premier", "Second"] {
+        node.edit
+            .edit_record(&id, &[RecordEdit::Title(title.to_owned())])
+            .unwrap();
+    }
+    let changes = node.edit.automerge_mut().get_changes(&before);
+    assert_eq!(changes.len(), 2);
+    let (x, y) = (changes[0].clone(), changes[1].clone());
+    assert_eq!(y.deps(), &[x.hash()]);
+    (before, x, y)
+}
+
+/// A sync message carrying one change and announcing `heads`.
+fn carrying(change: &Change, heads: Vec<ChangeHash>) -> Vec<u8> {
+    automerge::sync::Message {
+        heads,
+        need: Vec::new(),
+        have: Vec::new(),
+        changes: automerge::sync::ChunkList::from(vec![change.raw_bytes().to_vec()]),
+        flags: None,
+        version: automerge::sync::MessageVersion::V1,
+    }
+    .encode()
+}
+
 /// A change sent without its dependency (what a false positive produces),
 /// forced by hand: it is held, the reply asks for the dependency, and both
 /// pass the gate in causal order once it comes.
 #[test]
 fn a_change_without_its_dependency_is_held_and_its_dependency_asked_for() {
     let mut net = Net::new(1);
-    // The hub and the node agree.
-    net.settle(&mut Rng::new(1));
-    let before = net.hub.get_heads();
-    let node = &mut net.nodes[0];
-    let id = net.records[0].clone();
-    node.edit
-        .edit_record(&id, &[RecordEdit::Title("Premier".to_owned())])
-        .unwrap();
-    node.edit
-        .edit_record(&id, &[RecordEdit::Title("Second".to_owned())])
-        .unwrap();
-    let changes = node.edit.automerge_mut().get_changes(&before);
-    assert_eq!(changes.len(), 2);
-    let (x, y) = (changes[0].clone(), changes[1].clone());
-    assert_eq!(y.deps(), &[x.hash()]);
-
-    let message = |c: &Change, heads: Vec<ChangeHash>| {
-        automerge::sync::Message {
-            heads,
-            need: Vec::new(),
-            have: Vec::new(),
-            changes: automerge::sync::ChunkList::from(vec![c.raw_bytes().to_vec()]),
-            flags: None,
-            version: automerge::sync::MessageVersion::V1,
-        }
-        .encode()
-    };
+    let (before, x, y) = two_edits(&mut net, 1);
     let mut checked = Vec::new();
     let author = net.nodes[0].centre.clone();
     let doc_id = net.doc_id.clone();
@@ -547,7 +546,7 @@ fn a_change_without_its_dependency_is_held_and_its_dependency_asked_for() {
     };
     let mut peer = DocPeer::peer_has(before.clone());
     let effects = peer
-        .receive(&mut net.hub, &message(&y, vec![y.hash()]), &mut gate)
+        .receive(&mut net.hub, &carrying(&y, vec![y.hash()]), &mut gate)
         .unwrap();
     assert_eq!(peer.held(), 1);
     assert_eq!(
@@ -567,7 +566,7 @@ fn a_change_without_its_dependency_is_held_and_its_dependency_asked_for() {
     );
 
     let effects = peer
-        .receive(&mut net.hub, &message(&x, vec![y.hash()]), &mut gate)
+        .receive(&mut net.hub, &carrying(&x, vec![y.hash()]), &mut gate)
         .unwrap();
     let Some(Effect::Persist(p)) = effects.first() else {
         panic!("{effects:?}")
@@ -584,38 +583,19 @@ fn a_change_without_its_dependency_is_held_and_its_dependency_asked_for() {
 #[test]
 fn a_held_change_that_is_invalid_is_refused_when_its_dependency_arrives() {
     let mut net = Net::new(2);
-    net.settle(&mut Rng::new(2));
-    let before = net.hub.get_heads();
-    let id = net.records[0].clone();
-    let node = &mut net.nodes[0];
-    node.edit
-        .edit_record(&id, &[RecordEdit::Title("Premier".to_owned())])
-        .unwrap();
-    node.edit
-        .edit_record(&id, &[RecordEdit::Title("Second".to_owned())])
-        .unwrap();
-    let changes = node.edit.automerge_mut().get_changes(&before);
-    let (x, y) = (changes[0].clone(), changes[1].clone());
+    let (before, x, y) = two_edits(&mut net, 2);
     // Sent in the name of the other centre: the actor is not theirs.
     let author = net.nodes[1].centre.clone();
     let doc_id = net.doc_id.clone();
     let mut gate = |before: &Automerge, change: &Change| {
         validate_change(&doc_id, before, change, &author).map_err(|e| e.to_string())
     };
-    let chunk = |c: &Change| automerge::sync::Message {
-        heads: vec![y.hash()],
-        need: Vec::new(),
-        have: Vec::new(),
-        changes: automerge::sync::ChunkList::from(vec![c.raw_bytes().to_vec()]),
-        flags: None,
-        version: automerge::sync::MessageVersion::V1,
-    };
     let mut peer = DocPeer::peer_has(before.clone());
-    peer.receive(&mut net.hub, &chunk(&y).encode(), &mut gate)
+    peer.receive(&mut net.hub, &carrying(&y, vec![y.hash()]), &mut gate)
         .unwrap();
     assert_eq!(peer.held(), 1);
     let err = peer
-        .receive(&mut net.hub, &chunk(&x).encode(), &mut gate)
+        .receive(&mut net.hub, &carrying(&x, vec![y.hash()]), &mut gate)
         .unwrap_err();
     assert!(err.to_string().contains("refused"), "{err}");
     assert_eq!(net.hub.get_heads(), before);

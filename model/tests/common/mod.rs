@@ -30,6 +30,15 @@ pub fn id_in_bucket(centre_id: &str, bucket: u16, start: u64) -> RecordId {
         .unwrap()
 }
 
+/// The local number of a `<centre>.<n>` record id.
+pub fn local_number(id: &RecordId) -> u64 {
+    id.as_str()
+        .rsplit('.')
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap()
+}
+
 pub fn fields(title: &str) -> RecordFields {
     RecordFields {
         title: title.to_owned(),
