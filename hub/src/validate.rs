@@ -16,7 +16,9 @@ use clps_model::sync::ChangeGate;
 use crate::access::Role;
 use crate::identity::Identity;
 
-/// Checks one change against the document as it stands before it.
+/// Checks one change against the document as it stands before it (the
+/// operation rules only: the sync path uses [`Gate`], which also checks
+/// what the change leaves).
 pub fn check_change(
     doc_id: &DocId,
     before: &Automerge,
@@ -24,13 +26,7 @@ pub fn check_change(
     identity: &Identity,
     role: Role,
 ) -> Result<(), String> {
-    match identity {
-        Identity::Committee(_) => Err("committee identities are read-only".to_owned()),
-        Identity::Centre(_) if role != Role::Write => {
-            Err(format!("read-only member of space {}", doc_id.space()))
-        }
-        Identity::Centre(centre) => check_centre_change(doc_id, before, change, centre).map(|_| ()),
-    }
+    Gate::new(doc_id, identity, role).check(before, change)
 }
 
 fn check_centre_change(

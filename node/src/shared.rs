@@ -392,19 +392,17 @@ fn check_contacts(
     let whole = doc.document();
     for (obj, inserted) in texts {
         let ObjectId::Id(opid) = &obj else { continue };
+        let Ok(text_obj) = whole.import_obj(&format!("{}@{}", opid.counter(), opid.actor())) else {
+            continue;
+        };
         let field = whole
-            .import_obj(&format!("{}@{}", opid.counter(), opid.actor()))
+            .parents(&text_obj)
             .ok()
-            .and_then(|id| whole.parents(&id).ok())
             .and_then(|p| p.path().pop())
             .map(|(_, prop)| prop.to_string())
             .unwrap_or_default();
         // The whole text as it now stands, and what was typed.
-        let current = whole
-            .import_obj(&format!("{}@{}", opid.counter(), opid.actor()))
-            .ok()
-            .and_then(|id| whole.text(&id).ok())
-            .unwrap_or_default();
+        let current = whole.text(&text_obj).unwrap_or_default();
         written.push((field.clone(), current));
         written.push((field, inserted));
     }
