@@ -10,6 +10,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use automerge::{AutoCommit, ChangeHash};
+use clps_model::CentreId;
 use clps_model::docs::catalogue::{self, Holding, Record, RecordEdit, RecordFields, RecordId};
 use clps_model::docs::{CatalogueDoc, DocId, MergePlan};
 use clps_model::vocab;
@@ -233,6 +234,9 @@ pub struct SearchQuery {
     pub public: Option<String>,
     /// Only records this centre holds.
     pub centre: Option<String>,
+    /// Only records with a copy on the shelf (available) somewhere, or at
+    /// `centre` when it is given.
+    pub available: bool,
     pub limit: usize,
 }
 
@@ -356,6 +360,15 @@ fn filter_sql(q: &SearchQuery) -> (String, Vec<Value>) {
                (SELECT c.record_id UNION ALL SELECT a.record_id FROM catalogue a WHERE a.merged_into = c.record_id))",
         );
         args.push(Value::Text(centre.clone()));
+    }
+    if q.available {
+        sql.push_str(
+            " AND EXISTS (SELECT 1 FROM catalogue_holdings h WHERE h.availability = 'available' AND h.copies > 0 \
+               AND (? IS NULL OR h.centre = ?) AND h.record_id IN \
+               (SELECT c.record_id UNION ALL SELECT a.record_id FROM catalogue a WHERE a.merged_into = c.record_id))",
+        );
+        args.push(q.centre.clone().map(Value::Text).unwrap_or(Value::Null));
+        args.push(q.centre.clone().map(Value::Text).unwrap_or(Value::Null));
     }
     (sql, args)
 }
@@ -531,6 +544,17 @@ pub fn with_bucket<T>(
     id: &RecordId,
     edit: impl FnOnce(&mut CatalogueDoc) -> Result<T, StoreError>,
 ) -> Result<T, StoreError> {
+    with_bucket_then(conn, id, edit, |_| Ok(()))
+}
+
+/// [`with_bucket`], running `then` in the same transaction once the
+/// document is stored (the local journal of staff actions).
+pub fn with_bucket_then<T>(
+    conn: &mut Connection,
+    id: &RecordId,
+    edit: impl FnOnce(&mut CatalogueDoc) -> Result<T, StoreError>,
+    then: impl FnOnce(&Transaction<'_>) -> Result<(), StoreError>,
+) -> Result<T, StoreError> {
     let actor = shared::node_actor(conn)?;
     let bucket = catalogue::bucket_of(id);
     let doc_id = DocId::catalogue(bucket);
@@ -544,6 +568,7 @@ pub fn with_bucket<T>(
     let out = edit(&mut doc)?;
     let mut am = doc.into_automerge();
     shared::store(&tx, &doc_id, &mut am, &before, true)?;
+    then(&tx)?;
     tx.commit()?;
     Ok(out)
 }
@@ -668,6 +693,156 @@ pub fn merge(conn: &mut Connection, a: &RecordId, b: &RecordId) -> Result<MergeP
     Ok(plan)
 }
 
+/// Each centre's copies of a record, its merged duplicates' included, from
+/// the projection (what a result line shows).
+pub fn holdings_of(
+    conn: &Connection,
+    id: &RecordId,
+) -> Result<Vec<(CentreId, Holding)>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT centre, copies, shelf_mark, availability FROM catalogue_holdings
+         WHERE record_id = ?1 OR record_id IN (SELECT record_id FROM catalogue WHERE merged_into = ?1)
+         ORDER BY centre, record_id = ?1 DESC",
+    )?;
+    let rows = stmt.query_map([id.as_str()], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, i64>(1)?,
+            r.get::<_, String>(2)?,
+            r.get::<_, String>(3)?,
+        ))
+    })?;
+    let mut out: Vec<(CentreId, Holding)> = Vec::new();
+    for row in rows {
+        let (centre, copies, shelf_mark, availability) = row?;
+        let Ok(centre) = CentreId::new(&centre) else {
+            continue;
+        };
+        // The record's own holding comes first; an alias's only fills in
+        // for a centre that holds none of the survivor.
+        if let Some((_, own)) = out.iter_mut().find(|(c, _)| *c == centre) {
+            if own.copies > 0 {
+                continue;
+            }
+        } else {
+            out.push((centre.clone(), Holding::default()));
+        }
+        if let Some((_, h)) = out.iter_mut().find(|(c, _)| *c == centre) {
+            *h = Holding {
+                copies: u32::try_from(copies).unwrap_or(0),
+                shelf_mark,
+                availability: catalogue::Availability::from_code(&availability).unwrap_or_default(),
+            };
+        }
+    }
+    Ok(out)
+}
+
+/// Records that are not aliases of another.
+pub fn count_live(conn: &Connection) -> Result<i64, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT count(*) FROM catalogue WHERE merged_into IS NULL")?
+        .query_row([], |r| r.get(0))?)
+}
+
+/// Publics in use (most used first, at most 60) and the centres holding copies.
+pub fn facets(conn: &mut Connection) -> Result<crate::app::catalogue::Facets, StoreError> {
+    let publics = conn
+        .prepare_cached(
+            "SELECT public, count(*) AS n FROM catalogue_publics GROUP BY public ORDER BY n DESC, public LIMIT 60",
+        )?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<Vec<(String, i64)>>>()?;
+    let centres = conn
+        .prepare_cached(
+            "SELECT DISTINCT centre FROM catalogue_holdings WHERE copies > 0 ORDER BY centre",
+        )?
+        .query_map([], |r| r.get::<_, String>(0))?
+        .collect::<rusqlite::Result<Vec<String>>>()?
+        .into_iter()
+        .filter_map(|c| CentreId::new(&c).ok())
+        .collect();
+    Ok(crate::app::catalogue::Facets { publics, centres })
+}
+
+/// A change of a record's history: (unix time, centre, action).
+pub type HistoryLine = (i64, Option<CentreId>, String);
+
+/// The conflicting fields of one record and its history (newest first), read
+/// from its bucket: each change says what it did to which record, and its
+/// actor names the centre (the hub checked both).
+pub fn record_story(
+    conn: &Connection,
+    id: &RecordId,
+) -> Result<(Vec<catalogue::FieldConflict>, Vec<HistoryLine>), StoreError> {
+    let actor = shared::node_actor(conn)?;
+    let Some(mut doc) = shared::load(conn, &catalogue::doc_id_of(id), &actor)? else {
+        return Ok((Vec::new(), Vec::new()));
+    };
+    let conflicts = catalogue::conflicts(&doc)
+        .into_iter()
+        .filter(|c| &c.record == id)
+        .collect();
+    let suffix = format!(" {id}");
+    let mut history: Vec<HistoryLine> = doc
+        .get_changes(&[])
+        .into_iter()
+        .filter_map(|change| {
+            let message = change.message()?;
+            let action = message.strip_suffix(suffix.as_str())?;
+            let centre = clps_model::CentreActor::parse(change.actor_id())
+                .map(|a| a.centre)
+                .ok();
+            Some((change.timestamp(), centre, action.to_owned()))
+        })
+        .collect();
+    history.reverse();
+    history.truncate(50);
+    Ok((conflicts, history))
+}
+
+/// Records that look like the same item as `record` (same folded title,
+/// publisher and year), found through the title index.
+pub fn likely_duplicates(
+    conn: &Connection,
+    record: &Record,
+) -> Result<Vec<(RecordId, String)>, StoreError> {
+    let key = catalogue::duplicate_key(&record.fields);
+    let words = query_words(&record.fields.title);
+    if key.0.is_empty() || words.is_empty() {
+        return Ok(Vec::new());
+    }
+    let query = format!(
+        "title : ({})",
+        words
+            .iter()
+            .map(|w| phrase(w, false))
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    let mut stmt = conn.prepare_cached(
+        "SELECT c.record_id FROM catalogue_fts f CROSS JOIN catalogue c ON c.rowid = f.rowid
+         WHERE catalogue_fts MATCH ?1 AND c.merged_into IS NULL AND c.record_id != ?2 LIMIT 50",
+    )?;
+    let ids = stmt
+        .query_map(params![query, record.id.as_str()], |r| {
+            r.get::<_, String>(0)
+        })?
+        .collect::<rusqlite::Result<Vec<String>>>()?;
+    let mut out = Vec::new();
+    for other in ids {
+        let Ok(other) = RecordId::parse(&other) else {
+            continue;
+        };
+        if let Some(candidate) = show(conn, &other)?
+            && catalogue::duplicate_key(&candidate.fields) == key
+        {
+            out.push((candidate.id, candidate.fields.title));
+        }
+    }
+    Ok(out)
+}
+
 /// Number of projected records (aliases included).
 pub fn count(conn: &Connection) -> Result<i64, StoreError> {
     Ok(conn.query_row("SELECT count(*) FROM catalogue", [], |r| r.get(0))?)
@@ -676,7 +851,6 @@ pub fn count(conn: &Connection) -> Result<i64, StoreError> {
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
-    use clps_model::CentreId;
 
     use super::*;
     use crate::store::Store;

@@ -230,6 +230,7 @@ pub async fn run(store: &Store, command: CatalogueCommand) -> Result<(), CliErro
                 doc_type,
                 public,
                 centre,
+                available: false,
                 limit,
             };
             let hits = store.call(move |c| catalogue::search(c, &q)).await?;

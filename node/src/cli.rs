@@ -110,8 +110,20 @@ pub enum Command {
     },
     /// Synchronise une fois avec le hub et s'arrête une fois à jour.
     Sync,
-    /// Reste connecté au hub et synchronise en continu (reconnexion automatique).
+    /// Reste connecté au hub et synchronise en continu (reconnexion
+    /// automatique) ; sert aussi l'application web du personnel quand
+    /// node.toml a une section [web].
     Serve,
+    /// Sert l'application web du personnel sans se connecter au hub (centre
+    /// hors ligne).
+    Web {
+        /// Adresse d'écoute (par défaut celle de [web] dans node.toml, sinon 127.0.0.1:8080).
+        #[arg(long, value_name = "ADRESSE:PORT")]
+        listen: Option<String>,
+    },
+    /// Comptes du personnel pour l'application web.
+    #[command(subcommand, visible_alias = "compte")]
+    User(crate::user_cli::UserCommand),
     /// Publie les agrégats du centre (comptages seulement) dans son document de statistiques.
     Publish,
     /// Résumé du nœud : centre, nombre de dossiers.
@@ -538,6 +550,12 @@ pub enum CliError {
     Federation(#[from] crate::federation::FederationError),
     #[error(transparent)]
     Recover(#[from] crate::recover::RecoverError),
+    #[error("{}", crate::web::fr::account_error(.0))]
+    Account(#[from] crate::app::accounts::AccountError),
+    #[error("{}", crate::web::fr::catalogue_error(.0))]
+    Catalogue(#[from] crate::app::catalogue::CatalogueError),
+    #[error(transparent)]
+    Serve(#[from] crate::server::ServeError),
     #[error("synchronisation incomplète : {} par le hub ; les modifications de ce centre y restent en attente, rien n'est perdu", blocked_phrase(*.0))]
     Blocked(usize),
 }
@@ -659,33 +677,65 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             }
         }
         Command::Serve => {
-            let store = open_existing(&data).await?;
+            let node = crate::app::Node::open(&data).await?;
             // One serving process per data directory (the CLI's own commands
             // may run beside it). The lock goes with the process.
             let _serving = serve_lock(&data)?;
-            let config = crate::federation::NodeConfig::load(&data)?.link_config(&data)?;
-            let docs = crate::federation::NodeDocStore {
-                store: store.clone(),
-            };
-            // Publish local aggregates now and then, debounced by the period.
-            let publisher = tokio::spawn(async move {
-                let mut tick = tokio::time::interval(std::time::Duration::from_secs(10));
-                loop {
-                    tick.tick().await;
-                    if let Err(e) = store.call(crate::publish::publish).await {
-                        tracing::warn!(error = %e, "publishing statistics failed");
-                    }
-                }
-            });
-            eprintln!("Nœud connecté au hub {} — Ctrl-C pour arrêter", config.hub);
-            let result = crate::link::serve(&config, &docs, async {
-                let _ = tokio::signal::ctrl_c().await;
-            })
-            .await;
-            publisher.abort();
-            result.map_err(|e| crate::federation::FederationError::Link(error_chain(&e)))?;
-            Ok(())
+            let config = crate::federation::NodeConfig::load(&data)?;
+            let link = config.link_config(&data)?;
+            let web = config.web.as_ref().map(|w| w.resolve(&data)).transpose()?;
+            let hub = link.hub.clone();
+            let server = crate::server::NodeServer::bind(
+                node,
+                crate::server::ServeOptions {
+                    link: Some(link),
+                    web,
+                    publish: true,
+                },
+            )
+            .await?;
+            match server.web_addr() {
+                Some(addr) => eprintln!(
+                    "Nœud connecté au hub {hub} ; application web sur {} — Ctrl-C pour arrêter",
+                    web_url(addr, config.web.as_ref())
+                ),
+                None => eprintln!("Nœud connecté au hub {hub} — Ctrl-C pour arrêter"),
+            }
+            run_until_ctrl_c(server).await
         }
+        Command::Web { listen } => {
+            let node = crate::app::Node::open(&data).await?;
+            let _serving = serve_lock(&data)?;
+            let config = match crate::federation::NodeConfig::load(&data) {
+                Ok(config) => config,
+                Err(crate::federation::FederationError::NotJoined(_)) => {
+                    crate::federation::NodeConfig::default()
+                }
+                Err(e) => return Err(e.into()),
+            };
+            let mut web = config.web.clone().unwrap_or_default();
+            if let Some(listen) = listen {
+                web.listen = listen;
+            }
+            let resolved = web.resolve(&data)?;
+            let server = crate::server::NodeServer::bind(
+                node,
+                crate::server::ServeOptions {
+                    link: None,
+                    web: Some(resolved),
+                    publish: false,
+                },
+            )
+            .await?;
+            if let Some(addr) = server.web_addr() {
+                eprintln!(
+                    "Application web sur {} (sans liaison avec le hub) — Ctrl-C pour arrêter",
+                    web_url(addr, Some(&web))
+                );
+            }
+            run_until_ctrl_c(server).await
+        }
+        Command::User(command) => crate::user_cli::run(&data, command).await,
         Command::Publish => {
             let store = open_existing(&data).await?;
             let n = store.call(crate::publish::publish).await?;
@@ -863,6 +913,27 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
     }
 }
 
+/// The address staff open in their browser.
+fn web_url(addr: std::net::SocketAddr, web: Option<&crate::federation::WebConfig>) -> String {
+    let scheme = match web {
+        Some(w) if w.cert.is_some() => "https",
+        _ => "http",
+    };
+    format!("{scheme}://{addr}/")
+}
+
+/// Serves until Ctrl-C, then stops every part cleanly.
+async fn run_until_ctrl_c(server: crate::server::NodeServer) -> Result<(), CliError> {
+    let stop = server.stopper();
+    let signal = tokio::spawn(async move {
+        let _ = tokio::signal::ctrl_c().await;
+        stop.stop();
+    });
+    let result = server.join().await;
+    signal.abort();
+    Ok(result?)
+}
+
 /// Takes the data directory's serve lock, held until the returned file is
 /// dropped (or the process ends, however it ends).
 fn serve_lock(data: &std::path::Path) -> Result<std::fs::File, CliError> {
@@ -980,7 +1051,7 @@ async fn crud<F: Fields>(data: &std::path::Path, action: Crud<F>) -> Result<(), 
 }
 
 /// An error and its sources on one line.
-fn error_chain(e: &dyn std::error::Error) -> String {
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
     let mut out = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {

@@ -37,6 +37,99 @@ pub struct NodeConfig {
     /// Seconds between looks for local changes while serving.
     #[serde(default = "default_poll")]
     pub local_poll_seconds: u64,
+    /// The staff web application; absent, `serve` serves none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub web: Option<WebConfig>,
+}
+
+/// `[web]` of `node.toml`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct WebConfig {
+    /// `address:port` to listen on. Beyond loopback, `cert` and `key` are
+    /// required (HTTPS).
+    pub listen: String,
+    /// PEM certificate chain and key for HTTPS, relative to the data
+    /// directory unless absolute.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cert: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<PathBuf>,
+}
+
+/// Where the web application listens unless told otherwise.
+pub const DEFAULT_WEB_LISTEN: &str = "127.0.0.1:8080";
+
+impl Default for WebConfig {
+    fn default() -> Self {
+        WebConfig {
+            listen: DEFAULT_WEB_LISTEN.to_owned(),
+            cert: None,
+            key: None,
+        }
+    }
+}
+
+impl Default for NodeConfig {
+    /// A node that has not joined yet: no hub, the web application on
+    /// loopback.
+    fn default() -> Self {
+        NodeConfig {
+            hub: String::new(),
+            server_name: default_server_name(),
+            ca: default_ca(),
+            cert: default_cert(),
+            key: default_key(),
+            local_poll_seconds: default_poll(),
+            web: Some(WebConfig::default()),
+        }
+    }
+}
+
+impl WebConfig {
+    /// The address, and the TLS settings when a certificate is configured.
+    pub fn resolve(
+        &self,
+        data: &Path,
+    ) -> Result<
+        (
+            std::net::SocketAddr,
+            Option<std::sync::Arc<rustls::ServerConfig>>,
+        ),
+        FederationError,
+    > {
+        let addr = self.listen.parse().map_err(|_| {
+            FederationError::BadConfig(
+                data.join(CONFIG_FILE),
+                format!(
+                    "[web] listen = « {} » n'est pas une adresse IP suivie d'un port (ex. {DEFAULT_WEB_LISTEN})",
+                    self.listen
+                ),
+            )
+        })?;
+        let at = |p: &Path| {
+            if p.is_absolute() {
+                p.to_owned()
+            } else {
+                data.join(p)
+            }
+        };
+        let tls = match (&self.cert, &self.key) {
+            (Some(cert), Some(key)) => Some(
+                crate::web::load_server_config(&at(cert), &at(key)).map_err(|e| {
+                    FederationError::BadConfig(data.join(CONFIG_FILE), e.to_string())
+                })?,
+            ),
+            (None, None) => None,
+            _ => {
+                return Err(FederationError::BadConfig(
+                    data.join(CONFIG_FILE),
+                    "[web] demande à la fois cert et key pour servir en HTTPS".into(),
+                ));
+            }
+        };
+        Ok((addr, tls))
+    }
 }
 
 fn default_server_name() -> String {
@@ -124,13 +217,16 @@ pub fn join(
         Ok(bytes)
     };
     let (ca, cert, key) = (read_pem(ca)?, read_pem(cert)?, read_pem(key)?);
+    // A second join keeps the web settings the centre chose.
+    let web = match NodeConfig::load(data) {
+        Ok(existing) => existing.web,
+        Err(_) => Some(WebConfig::default()),
+    };
     let config = NodeConfig {
         hub: hub.to_owned(),
         server_name: server_name.to_owned(),
-        ca: default_ca(),
-        cert: default_cert(),
-        key: default_key(),
-        local_poll_seconds: default_poll(),
+        web,
+        ..NodeConfig::default()
     };
     let write = |rel: &Path, bytes: &[u8], private: bool| -> Result<(), FederationError> {
         let path = data.join(rel);

@@ -7,6 +7,7 @@
 //! shared Automerge documents; `catalogue` projects the catalogue into SQLite
 //! and FTS5 for search; `import` reads a library system's CSV export.
 
+pub mod app;
 pub mod appui;
 pub mod appui_cli;
 pub mod appui_export;
@@ -21,8 +22,12 @@ pub mod publish;
 pub mod records;
 pub mod recover;
 pub mod seed;
+pub mod server;
 pub mod shared;
 pub mod stats;
 pub mod store;
 pub mod survey;
 pub mod survey_cli;
+pub mod text;
+pub mod user_cli;
+pub mod web;

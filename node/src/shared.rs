@@ -28,12 +28,6 @@ use crate::store::StoreError;
 /// Incremental chunks kept before a document is compacted into a snapshot.
 pub const COMPACT_AFTER: i64 = 32;
 
-impl From<docs::DocError> for StoreError {
-    fn from(e: docs::DocError) -> Self {
-        StoreError::Invalid(format!("document partagé : {e}"))
-    }
-}
-
 /// The actor this node writes shared documents with: its centre and the
 /// instance tag drawn at `init`.
 pub fn node_actor(conn: &Connection) -> Result<CentreActor, StoreError> {
@@ -554,10 +548,7 @@ pub fn centre(conn: &Connection) -> Result<CentreId, StoreError> {
 
 /// Seconds since the epoch, for change timestamps.
 pub fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
+    crate::text::now()
 }
 
 #[cfg(test)]

@@ -9,7 +9,6 @@ use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand, ValueEnum};
-use clps_model::docs::normalize::fold;
 use clps_model::docs::survey::{
     AnswerValue, Choice, CodeSet, Question, QuestionChange, QuestionKind, SurveySettings,
     parse_yes_no,
@@ -153,26 +152,10 @@ fn usage(msg: impl Into<String>) -> CliError {
     CliError::Usage(msg.into())
 }
 
-/// A slug from a label: folded, non-alphanumerics as `_`.
-fn slug(label: &str) -> String {
-    let s: String = fold(label)
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
-        .collect();
-    let s = s.trim_matches('_').to_owned();
-    let mut out = String::new();
-    for c in s.chars() {
-        if !(c == '_' && out.ends_with('_')) {
-            out.push(c);
-        }
-    }
-    out.chars().take(64).collect()
-}
-
 fn choice(spec: &str) -> Choice {
     match spec.split_once('=') {
         Some((code, label)) => Choice::new(code.trim(), label.trim()),
-        None => Choice::new(&slug(spec), spec.trim()),
+        None => Choice::new(&crate::text::slug(spec), spec.trim()),
     }
 }
 
@@ -798,6 +781,6 @@ mod tests {
         );
         assert_eq!(v["ok"], AnswerValue::YesNo(true));
         assert_eq!(v["n"], AnswerValue::Number(2.5));
-        assert_eq!(slug("Réseaux sociaux"), "reseaux_sociaux");
+        assert_eq!(crate::text::slug("Réseaux sociaux"), "reseaux_sociaux");
     }
 }

@@ -86,6 +86,7 @@ impl Case {
             doc_type: self.doc_type.clone(),
             public: self.public.clone(),
             centre: self.centre.clone(),
+            available: false,
             limit: LIMIT,
         }
     }

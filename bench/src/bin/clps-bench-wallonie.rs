@@ -1102,6 +1102,7 @@ fn search(db: &Path, n: usize, generator: &mut Generator) -> anyhow::Result<Vec<
             doc_type: (i % 5 == 0).then(|| generator.any_doc_type()),
             public: None,
             centre: None,
+            available: false,
             limit: 20,
         };
         let t = Instant::now();

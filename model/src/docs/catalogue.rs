@@ -1409,7 +1409,7 @@ pub fn canonical_id(records: &BTreeMap<RecordId, Record>, id: &RecordId) -> Reco
 /// e-mail address or a phone number). The hub runs it on every incoming
 /// change and the node before it commits its own (`validate`); the typed
 /// operations above never write anything it refuses.
-pub(crate) mod rules {
+pub mod rules {
     use automerge::ObjType;
     use automerge::ScalarValue;
     use automerge::legacy::OpType;

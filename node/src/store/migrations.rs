@@ -34,6 +34,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0006_blocked_docs.sql",
         include_str!("../../../migrations/node/0006_blocked_docs.sql"),
     ),
+    (
+        "0007_staff_accounts.sql",
+        include_str!("../../../migrations/node/0007_staff_accounts.sql"),
+    ),
 ];
 
 /// The schema version this binary writes.

@@ -71,6 +71,9 @@ pub enum StoreError {
     Closed,
     #[error("{0}")]
     Invalid(String),
+    /// A shared document refused an edit (its rules are the model's).
+    #[error("document partagé : {0}")]
+    Doc(#[from] clps_model::docs::DocError),
     #[error(transparent)]
     Record(#[from] crate::records::RecordError),
 }
@@ -231,7 +234,9 @@ pub fn io_error_fr(e: &std::io::Error) -> &'static str {
         ErrorKind::AlreadyExists => "le fichier existe déjà",
         ErrorKind::StorageFull => "le disque est plein",
         ErrorKind::ReadOnlyFilesystem => "le disque est en lecture seule",
-        _ => "erreur du système de fichiers",
+        ErrorKind::AddrInUse => "l'adresse est déjà utilisée par un autre programme",
+        ErrorKind::AddrNotAvailable => "cette adresse n'appartient pas à cette machine",
+        _ => "erreur du système",
     }
 }
 
