@@ -392,6 +392,8 @@ async fn run(args: &Args, fed: &mut Federation) -> Result<serde_json::Value> {
                 cert.to_str().unwrap_or_default(),
                 "--key",
                 key.to_str().unwrap_or_default(),
+                "--web",
+                "127.0.0.1:0",
             ],
         )
         .await?;

@@ -107,6 +107,11 @@ pub enum Command {
         /// Clé privée du centre (PEM).
         #[arg(long)]
         key: PathBuf,
+        /// Adresse de l'application web du personnel que `serve` ouvre
+        /// (par défaut 127.0.0.1:8080, ou celle déjà choisie ; « aucune »
+        /// pour ne pas en servir ; port 0 : un port libre).
+        #[arg(long, value_name = "ADRESSE:PORT")]
+        web: Option<String>,
     },
     /// Synchronise une fois avec le hub et s'arrête une fois à jour.
     Sync,
@@ -634,10 +639,23 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             ca,
             cert,
             key,
+            web,
         } => {
             let store = open_existing(&data).await?;
             let identity = store.call(|c| crate::centre::require_identity(c)).await?;
-            crate::federation::join(&data, &hub, &server_name, &ca, &cert, &key)?;
+            let web = match web.as_deref() {
+                Some("aucune" | "none") => crate::federation::WebChoice::Off,
+                Some(listen) => {
+                    let config = crate::federation::WebConfig {
+                        listen: listen.to_owned(),
+                        ..crate::federation::WebConfig::default()
+                    };
+                    config.resolve(&data)?;
+                    crate::federation::WebChoice::Listen(listen.to_owned())
+                }
+                None => crate::federation::WebChoice::Keep,
+            };
+            crate::federation::join(&data, &hub, &server_name, &ca, &cert, &key, web)?;
             println!(
                 "{} ({}) rejoint la fédération via le hub {hub}",
                 identity.centre.centre().name,

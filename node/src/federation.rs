@@ -198,6 +198,17 @@ impl NodeConfig {
     }
 }
 
+/// What `join` does with `[web]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WebChoice {
+    /// No web application.
+    Off,
+    /// As it was (the default address on a first join).
+    Keep,
+    /// Listen there.
+    Listen(String),
+}
+
 /// Copies the TLS material into the data directory and writes `node.toml`.
 /// Files are checked before anything is written.
 pub fn join(
@@ -207,6 +218,7 @@ pub fn join(
     ca: &Path,
     cert: &Path,
     key: &Path,
+    web: WebChoice,
 ) -> Result<NodeConfig, FederationError> {
     let read_pem = |p: &Path| -> Result<Vec<u8>, FederationError> {
         let bytes =
@@ -217,10 +229,16 @@ pub fn join(
         Ok(bytes)
     };
     let (ca, cert, key) = (read_pem(ca)?, read_pem(cert)?, read_pem(key)?);
-    // A second join keeps the web settings the centre chose.
-    let web = match NodeConfig::load(data) {
-        Ok(existing) => existing.web,
-        Err(_) => Some(WebConfig::default()),
+    // A second join keeps the web settings the centre chose (its
+    // certificate and key among them).
+    let existing = NodeConfig::load(data).ok().map(|c| c.web);
+    let web = match web {
+        WebChoice::Off => None,
+        WebChoice::Keep => existing.unwrap_or_else(|| Some(WebConfig::default())),
+        WebChoice::Listen(listen) => Some(WebConfig {
+            listen,
+            ..existing.flatten().unwrap_or_default()
+        }),
     };
     let config = NodeConfig {
         hub: hub.to_owned(),

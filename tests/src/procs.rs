@@ -381,6 +381,8 @@ impl ProcFederation {
                 pair.cert_path.to_str().unwrap(),
                 "--key",
                 pair.key_path.to_str().unwrap(),
+                "--web",
+                "127.0.0.1:0",
             ],
         )
         .await?;

@@ -57,6 +57,7 @@ impl CentreNode {
             &pki_dir.join(pki::CA_CERT),
             &pki_dir.join(format!("centre-{id}.crt")),
             &pki_dir.join(format!("centre-{id}.key")),
+            federation::WebChoice::Off,
         )
         .unwrap();
         CentreNode { id: c, dir, store }

@@ -652,6 +652,8 @@ impl Network {
                 path_str(&cert)?,
                 "--key",
                 path_str(&key)?,
+                "--web",
+                "aucune",
             ],
         )?;
         Ok(())
