@@ -10,6 +10,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test harness
 
+pub mod browser;
 pub mod figures;
 pub mod procs;
 pub mod proxy;

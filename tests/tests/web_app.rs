@@ -1,0 +1,335 @@
+//! The staff web application in a real browser, as a centre uses it.
+//!
+//! A hub and two nodes (Namur, Liège) run as real processes over mutual TLS,
+//! each node's `clps-node serve` serving its web application. In headless
+//! Chromium (WebDriver): anonymous pages send to sign-in; Namur's admin
+//! creates a documentaliste; she signs in, searches « education » and finds
+//! « Éducation… » records, opens one, edits its description; an invalid
+//! form shows French errors next to its fields and writes nothing; a POST
+//! without the CSRF token is refused with 403; the edit then appears on
+//! Liège's record page. axe-core runs in every page: no serious or critical
+//! violation. Screenshots go to `target/web-screenshots/`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use clps_tests::browser::{Browser, http};
+use clps_tests::procs::{ProcFederation, node_ok};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::process::{Child, Command};
+
+const CATALOGUE: &str = "id_local,titre,type,auteurs,editeur,annee,themes,publics,description,cote,exemplaires
+1,\"Éducation à la santé : repères pour l'école\",dossier,\"Question Santé\",\"Question Santé\",2019,alimentation;assuetudes,enseignants,\"Un dossier pour aborder la santé en classe.\",D-001,2
+2,\"Jeu des émotions\",outil_pedagogique,\"Cultures & Santé\",\"Cultures & Santé\",2020,competences_psychosociales,enfants,\"Un jeu de cartes sur les émotions.\",J-002,1
+3,\"L'éducation du patient en pratique\",ouvrage,\"Fédération des maisons médicales\",\"Fédération des maisons médicales\",2018,education_patient,adultes,\"Des repères pour les soignants.\",O-003,1
+";
+
+fn bin(name: &str) -> std::path::PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    exe.ancestors().nth(2).unwrap().join(name)
+}
+
+/// `clps-node user add` with the password on standard input.
+async fn add_user(data: &Path, login: &str, role: &str, password: &str) {
+    let mut child = Command::new(bin("clps-node"))
+        .arg("--data")
+        .arg(data)
+        .args(["user", "add", login, "--role", role])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin
+        .write_all(format!("{password}\n").as_bytes())
+        .await
+        .unwrap();
+    drop(stdin);
+    let out = child.wait_with_output().await.unwrap();
+    assert!(
+        out.status.success(),
+        "user add: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Starts `clps-node serve` and returns it with its web address, read from
+/// the line it prints once listening.
+async fn serve(data: &Path) -> (Child, SocketAddr) {
+    let mut child = Command::new(bin("clps-node"))
+        .arg("--data")
+        .arg(data)
+        .arg("serve")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = BufReader::new(stderr).lines();
+    let addr = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if let Some(rest) = line.split("application web sur http://").nth(1) {
+                return rest
+                    .split('/')
+                    .next()
+                    .unwrap()
+                    .parse::<SocketAddr>()
+                    .unwrap();
+            }
+        }
+        panic!("serve ended before listening");
+    })
+    .await
+    .expect("serve did not listen within 30 s");
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    (child, addr)
+}
+
+async fn sign_in(b: &Browser, base: &str, login: &str, password: &str) {
+    b.goto(&format!("{base}/connexion")).await.unwrap();
+    b.fill("#identifiant", login).await.unwrap();
+    b.fill("#mot_de_passe", password).await.unwrap();
+    b.click("main button[type=submit]").await.unwrap();
+}
+
+/// Checks the page with axe-core and keeps a screenshot of it.
+async fn check_page(b: &Browser, name: &str) {
+    let problems = b.accessibility_problems().await.unwrap();
+    assert!(
+        problems.is_empty(),
+        "{name}: accessibility violations:\n{}",
+        problems.join("\n")
+    );
+    b.screenshot(name).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_documentalist_finds_and_edits_a_tool_and_another_centre_sees_it() {
+    let fed = ProcFederation::start(&["namur", "liege"], Vec::new())
+        .await
+        .unwrap();
+    let namur = fed.nodes[0].1.clone();
+    let liege = fed.nodes[1].1.clone();
+    let csv = fed.dir.path().join("catalogue.csv");
+    std::fs::write(&csv, CATALOGUE).unwrap();
+    node_ok(&namur, &["catalogue", "import", csv.to_str().unwrap()])
+        .await
+        .unwrap();
+    add_user(&namur, "admin", "admin", "mot de passe de l'admin").await;
+    add_user(&liege, "admin", "admin", "mot de passe de Liège").await;
+    let (_namur_serve, namur_addr) = serve(&namur).await;
+    let (_liege_serve, liege_addr) = serve(&liege).await;
+    let namur_url = format!("http://{namur_addr}");
+    let liege_url = format!("http://{liege_addr}");
+    let b = Browser::start().await.unwrap();
+
+    // Anonymous: sent to sign-in, and back to the page asked for after.
+    b.goto(&format!("{namur_url}/catalogue?q=jeu"))
+        .await
+        .unwrap();
+    assert_eq!(
+        b.path().await.unwrap(),
+        "/connexion?suite=%2Fcatalogue%3Fq%3Djeu"
+    );
+    check_page(&b, "01-connexion").await;
+    b.fill("#identifiant", "admin").await.unwrap();
+    b.fill("#mot_de_passe", "pas le bon").await.unwrap();
+    b.click("main button[type=submit]").await.unwrap();
+    assert!(
+        b.body()
+            .await
+            .unwrap()
+            .contains("Identifiant ou mot de passe incorrect."),
+    );
+    sign_in(&b, &namur_url, "admin", "mot de passe de l'admin").await;
+    assert_eq!(b.path().await.unwrap(), "/");
+    check_page(&b, "02-accueil").await;
+
+    // The admin creates a documentaliste.
+    b.click_text("Comptes").await.unwrap();
+    b.fill("form[action='/comptes'] #identifiant", "marie")
+        .await
+        .unwrap();
+    b.fill("form[action='/comptes'] #mot_de_passe", "court")
+        .await
+        .unwrap();
+    // The browser's own minlength check would stop the form: remove it so
+    // the server's answer is what is tested.
+    b.client
+        .execute(
+            "document.querySelectorAll('[minlength]').forEach(e => e.removeAttribute('minlength'))",
+            vec![],
+        )
+        .await
+        .unwrap();
+    b.click("form[action='/comptes'] button").await.unwrap();
+    assert!(
+        b.body()
+            .await
+            .unwrap()
+            .contains("Le mot de passe doit compter au moins 10 caractères.")
+    );
+    b.fill("form[action='/comptes'] #identifiant", "marie")
+        .await
+        .unwrap();
+    b.fill(
+        "form[action='/comptes'] #mot_de_passe",
+        "le mot de passe de marie",
+    )
+    .await
+    .unwrap();
+    b.click("form[action='/comptes'] button").await.unwrap();
+    let body = b.body().await.unwrap();
+    assert!(
+        body.contains("Compte « marie » créé (Documentaliste)."),
+        "{body}"
+    );
+    check_page(&b, "03-comptes").await;
+    b.click_text("Se déconnecter").await.unwrap();
+    assert!(b.path().await.unwrap().starts_with("/connexion"));
+
+    // The documentaliste signs in and searches without accents.
+    sign_in(&b, &namur_url, "marie", "le mot de passe de marie").await;
+    b.click_text("Outilthèque").await.unwrap();
+    b.fill("#q", "education").await.unwrap();
+    b.click(".search .q button").await.unwrap();
+    let results = b
+        .wait_for_text("#resultats", "L'éducation du patient en pratique")
+        .await
+        .unwrap();
+    assert!(
+        results.contains("Éducation à la santé : repères pour l'école"),
+        "{results}"
+    );
+    assert!(
+        results.contains("L'éducation du patient en pratique"),
+        "{results}"
+    );
+    assert!(!results.contains("Jeu des émotions"), "{results}");
+    assert!(
+        results.contains("CLPS-Namur : 2 exemplaires, disponible"),
+        "{results}"
+    );
+    check_page(&b, "04-recherche").await;
+
+    // Opens the record, then edits its description.
+    b.click_text("Éducation à la santé : repères pour l'école")
+        .await
+        .unwrap();
+    let record_path = b.path().await.unwrap();
+    assert!(record_path.starts_with("/notices/"), "{record_path}");
+    let page = b.body().await.unwrap();
+    for expected in [
+        "Type de document",
+        "Dossier",
+        "Alimentation",
+        "Question Santé",
+        "Exemplaires dans le réseau",
+        "D-001",
+    ] {
+        assert!(page.contains(expected), "{expected} missing in {page}");
+    }
+    check_page(&b, "05-notice").await;
+    b.click_text("Modifier la notice").await.unwrap();
+    check_page(&b, "06-modifier").await;
+
+    // An invalid form: French errors next to the fields, nothing written.
+    b.fill("#year", "deux mille").await.unwrap();
+    b.fill("#title", "").await.unwrap();
+    b.fill(
+        "#description",
+        "Écrire à marie@example.org pour le réserver.",
+    )
+    .await
+    .unwrap();
+    b.click(".record-form button[type=submit]").await.unwrap();
+    assert_eq!(
+        b.text("#year-erreur").await.unwrap(),
+        "« deux mille » n'est pas un nombre."
+    );
+    assert_eq!(
+        b.text("#title-erreur").await.unwrap(),
+        "Ce champ est obligatoire."
+    );
+    assert!(
+        b.text("#description-erreur")
+            .await
+            .unwrap()
+            .starts_with("Une adresse e-mail ou un numéro de téléphone ne peut pas figurer")
+    );
+    assert!(
+        b.body()
+            .await
+            .unwrap()
+            .contains("3 champs sont à corriger : rien n'a été écrit.")
+    );
+    check_page(&b, "07-formulaire-invalide").await;
+    b.goto(&format!("{namur_url}{record_path}")).await.unwrap();
+    assert!(
+        b.body()
+            .await
+            .unwrap()
+            .contains("Un dossier pour aborder la santé en classe.")
+    );
+
+    // The same form, right this time.
+    b.click_text("Modifier la notice").await.unwrap();
+    b.fill(
+        "#description",
+        "Un dossier pour aborder la santé en classe, mis à jour par Namur.",
+    )
+    .await
+    .unwrap();
+    b.click(".record-form button[type=submit]").await.unwrap();
+    let page = b.body().await.unwrap();
+    assert!(page.contains("Notice modifiée"), "{page}");
+    assert!(page.contains("mis à jour par Namur"), "{page}");
+
+    // A POST without the CSRF token is refused, and writes nothing.
+    let session = b.cookie("clps_session").await.unwrap();
+    let cookie = format!("clps_session={session}");
+    let (status, _) = http(
+        namur_addr,
+        "POST",
+        &format!("{record_path}/exemplaires"),
+        &[
+            ("Cookie", &cookie),
+            ("Content-Type", "application/x-www-form-urlencoded"),
+        ],
+        "copies=9&shelf_mark=X&availability=available",
+    )
+    .await
+    .unwrap();
+    assert_eq!(status, 403);
+    let (status, body) = http(namur_addr, "GET", &record_path, &[("Cookie", &cookie)], "")
+        .await
+        .unwrap();
+    assert_eq!(status, 200);
+    assert!(!body.contains("<td>9</td>"), "the holding changed");
+
+    // Liège's own web application shows the edit once the hub has passed it on.
+    sign_in(&b, &liege_url, "admin", "mot de passe de Liège").await;
+    let started = Instant::now();
+    loop {
+        b.goto(&format!("{liege_url}{record_path}")).await.unwrap();
+        let page = b.body().await.unwrap();
+        if page.contains("mis à jour par Namur") {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the edit did not reach Liège within 60 s: {page}"
+        );
+    }
+    check_page(&b, "08-notice-liege").await;
+    b.click_text("Synchronisation").await.unwrap();
+    let page = b.body().await.unwrap();
+    assert!(page.contains("Dernière synchronisation réussie"), "{page}");
+    check_page(&b, "09-synchronisation").await;
+}
