@@ -23,6 +23,10 @@ use rand_chacha::ChaCha8Rng;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
+/// The demo account `--keep-running` creates at every centre.
+const DEMO_LOGIN: &str = "documentaliste";
+const DEMO_PASSWORD: &str = "demo-clps-2021";
+
 #[derive(Debug, Parser)]
 #[command(
     name = "clps-federation",
@@ -141,6 +145,42 @@ impl Federation {
             );
         }
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// A node command that reads `input` on its standard input.
+    async fn node_with_input(&self, centre: &str, args: &[&str], input: &str) -> Result<()> {
+        use tokio::io::AsyncWriteExt;
+        let mut child = Command::new(self.bin.join("clps-node"))
+            .arg("--data")
+            .arg(self.node_dir(centre))
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .context("cannot run clps-node")?;
+        if let Some(mut stdin) = child.stdin.take() {
+            stdin.write_all(input.as_bytes()).await?;
+        }
+        let out = child.wait_with_output().await?;
+        if !out.status.success() {
+            bail!(
+                "clps-node {} failed: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        Ok(())
+    }
+
+    /// The web address a node's `serve` printed in its log.
+    fn web_address(&self, centre: &str) -> Option<String> {
+        let log = std::fs::read_to_string(self.node_dir(centre).join("serve.log")).ok()?;
+        log.lines().rev().find_map(|line| {
+            let rest = line.split("application web sur ").nth(1)?;
+            Some(rest.split_whitespace().next()?.to_owned())
+        })
     }
 
     async fn node(&self, centre: &str, args: &[&str]) -> Result<String> {
@@ -712,7 +752,27 @@ async fn main_inner(args: Args) -> Result<std::process::ExitCode> {
         }
     };
     if args.keep_running {
+        let centres: Vec<String> = CentreId::all_ids().iter().map(|c| c.to_string()).collect();
+        for centre in &centres {
+            fed.node_with_input(
+                centre,
+                &["user", "add", DEMO_LOGIN, "--role", "documentaliste"],
+                &format!("{DEMO_PASSWORD}\n"),
+            )
+            .await?;
+        }
         println!("\nLa fédération reste en marche (Ctrl-C pour l'arrêter) :");
+        println!(
+            "  application web de chaque centre (compte de démonstration « {DEMO_LOGIN} », mot de passe « {DEMO_PASSWORD} ») :"
+        );
+        for centre in &centres {
+            println!(
+                "    {:<18} {}",
+                centre,
+                fed.web_address(centre)
+                    .unwrap_or_else(|| "(adresse introuvable dans serve.log)".into())
+            );
+        }
         println!(
             "  hub           {} (configuration : {})",
             fed.hub_addr,

@@ -8,11 +8,12 @@ use clps_model::docs::catalogue::{
     Availability, Holding, Record, RecordEdit, RecordFields, RecordId, Review, ReviewerRole,
 };
 use clps_model::vocab;
-use rand::RngCore;
 
-use crate::catalogue::{self, SearchQuery};
+use crate::app::Node;
+use crate::app::catalogue::CatalogueError;
+use crate::catalogue::SearchQuery;
 use crate::cli::CliError;
-use crate::store::{Store, StoreError};
+use crate::store::StoreError;
 
 #[derive(Debug, Subcommand)]
 pub enum CatalogueCommand {
@@ -214,7 +215,19 @@ fn print_record(r: &Record) {
     }
 }
 
-pub async fn run(store: &Store, command: CatalogueCommand) -> Result<(), CliError> {
+/// The CLI keeps the storage errors' own sentences; a missing record is
+/// said the CLI's way.
+fn cli_error(e: CatalogueError) -> CliError {
+    match e {
+        CatalogueError::NotFound(id) => {
+            CliError::Usage(format!("aucune notice {id} dans le catalogue"))
+        }
+        CatalogueError::Store(s) => CliError::Store(s),
+        other => CliError::Catalogue(other),
+    }
+}
+
+pub async fn run(node: &Node, command: CatalogueCommand) -> Result<(), CliError> {
     match command {
         CatalogueCommand::Search {
             text,
@@ -233,7 +246,7 @@ pub async fn run(store: &Store, command: CatalogueCommand) -> Result<(), CliErro
                 available: false,
                 limit,
             };
-            let hits = store.call(move |c| catalogue::search(c, &q)).await?;
+            let hits = node.search_hits(q).await.map_err(cli_error)?;
             for h in &hits {
                 println!(
                     "{:<28} {} — {}{}",
@@ -246,9 +259,6 @@ pub async fn run(store: &Store, command: CatalogueCommand) -> Result<(), CliErro
             println!("{} résultat(s)", hits.len());
         }
         CatalogueCommand::Add(a) => {
-            let mut entropy = [0u8; 16];
-            rand::rng().fill_bytes(&mut entropy);
-            let id = RecordId::from_entropy(entropy);
             let fields = RecordFields {
                 title: a.title,
                 doc_type: a.doc_type,
@@ -269,10 +279,10 @@ pub async fn run(store: &Store, command: CatalogueCommand) -> Result<(), CliErro
                 shelf_mark: a.shelf_mark,
                 availability: Availability::Available,
             });
-            let rid = id.clone();
-            store
-                .call(move |c| catalogue::add(c, &rid, &fields, holding))
-                .await?;
+            let id = node
+                .add_fields(fields, holding, None)
+                .await
+                .map_err(cli_error)?;
             println!("Notice {id} ajoutée au catalogue partagé");
         }
         CatalogueCommand::Edit(e) => {
@@ -306,23 +316,15 @@ pub async fn run(store: &Store, command: CatalogueCommand) -> Result<(), CliErro
             if edits.is_empty() {
                 return Err(CliError::Usage("aucune modification demandée".into()));
             }
-            let rid = id.clone();
-            store
-                .call(move |c| catalogue::edit(c, &rid, &edits))
-                .await?;
+            node.edit_fields(id.as_str(), edits, None)
+                .await
+                .map_err(cli_error)?;
             println!("Notice {id} modifiée");
         }
         CatalogueCommand::Show { id } => {
             let id = record_id(&id)?;
-            let rid = id.clone();
-            match store.call(move |c| catalogue::show(c, &rid)).await? {
-                Some(record) => print_record(&record),
-                None => {
-                    return Err(CliError::Usage(format!(
-                        "aucune notice {id} dans le catalogue"
-                    )));
-                }
-            }
+            let record = node.stored_record(id.as_str()).await.map_err(cli_error)?;
+            print_record(&record);
         }
         CatalogueCommand::Holding {
             id,
@@ -341,12 +343,9 @@ pub async fn run(store: &Store, command: CatalogueCommand) -> Result<(), CliErro
                 shelf_mark,
                 availability,
             };
-            let rid = id.clone();
-            store
-                .call(move |c| {
-                    catalogue::with_bucket(c, &rid, |doc| Ok(doc.set_holding(&rid, &holding)?))
-                })
-                .await?;
+            node.set_holding(id.as_str(), holding, None)
+                .await
+                .map_err(cli_error)?;
             println!("Exemplaires du centre enregistrés pour {id}");
         }
         CatalogueCommand::Review {
@@ -362,16 +361,13 @@ pub async fn run(store: &Store, command: CatalogueCommand) -> Result<(), CliErro
                 ))
             })?;
             let review = Review { rating, text };
-            let rid = id.clone();
-            store
-                .call(move |c| {
-                    catalogue::with_bucket(c, &rid, |doc| Ok(doc.set_review(&rid, role, &review)?))
-                })
-                .await?;
+            node.set_review(id.as_str(), role, review, None)
+                .await
+                .map_err(cli_error)?;
             println!("Avis enregistré pour {id}");
         }
         CatalogueCommand::Conflicts => {
-            let conflicts = store.call(|c| catalogue::conflicts(c)).await?;
+            let conflicts = node.conflicts().await.map_err(cli_error)?;
             for c in &conflicts {
                 println!(
                     "{} — {} : {} (valeur retenue : « {} »)",
@@ -388,7 +384,7 @@ pub async fn run(store: &Store, command: CatalogueCommand) -> Result<(), CliErro
             println!("{} conflit(s)", conflicts.len());
         }
         CatalogueCommand::Duplicates => {
-            let pairs = store.call(|c| catalogue::duplicates(c)).await?;
+            let pairs = node.duplicates().await.map_err(cli_error)?;
             for (a, b) in &pairs {
                 println!(
                     "{} ↔ {} — « {} » ({}, {})",
@@ -406,7 +402,10 @@ pub async fn run(store: &Store, command: CatalogueCommand) -> Result<(), CliErro
         }
         CatalogueCommand::Merge { a, b } => {
             let (a, b) = (record_id(&a)?, record_id(&b)?);
-            let plan = store.call(move |c| catalogue::merge(c, &a, &b)).await?;
+            let plan = node
+                .merge(a.as_str(), b.as_str(), None)
+                .await
+                .map_err(cli_error)?;
             println!(
                 "Notices fusionnées : {} est conservée, {} en devient un alias",
                 plan.survivor, plan.alias
@@ -422,15 +421,13 @@ pub async fn run(store: &Store, command: CatalogueCommand) -> Result<(), CliErro
                 indicatif::ProgressStyle::with_template("import {bar:40} {pos}/{len} notices")
                     .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
             );
-            let b = bar.clone();
-            let report = store
-                .call(move |c| {
-                    crate::import::import(c, &file, &b).map_err(|e| match e {
-                        crate::import::ImportError::Store(s) => s,
-                        other => StoreError::Invalid(other.to_string()),
-                    })
-                })
-                .await?;
+            let report = node
+                .import_catalogue(file, bar.clone())
+                .await
+                .map_err(|e| match e {
+                    crate::import::ImportError::Store(s) => s,
+                    other => StoreError::Invalid(other.to_string()),
+                })?;
             bar.finish_and_clear();
             for (line, reason) in &report.rejected {
                 println!("ligne {line} rejetée : {reason}");

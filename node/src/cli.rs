@@ -761,8 +761,8 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             Ok(())
         }
         Command::Catalogue(command) => {
-            let store = open_existing(&data).await?;
-            crate::catalogue_cli::run(&store, command).await
+            let node = crate::app::Node::open(&data).await?;
+            crate::catalogue_cli::run(&node, command).await
         }
         Command::Survey(command) => {
             let store = open_existing(&data).await?;

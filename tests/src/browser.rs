@@ -188,6 +188,22 @@ impl Browser {
         }
     }
 
+    /// The path (and query) once it starts with `prefix` (a click's
+    /// navigation may still be under way), for at most 10 s.
+    pub async fn wait_for_path(&self, prefix: &str) -> anyhow::Result<String> {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let path = self.path().await?;
+            if path.starts_with(prefix) {
+                return Ok(path);
+            }
+            if std::time::Instant::now() > deadline {
+                bail!("still at {path}, not at {prefix}");
+            }
+            tokio::task::yield_now().await;
+        }
+    }
+
     /// The visible text of the whole page.
     pub async fn body(&self) -> anyhow::Result<String> {
         self.text("body").await

@@ -96,6 +96,8 @@ async fn sign_in(b: &Browser, base: &str, login: &str, password: &str) {
     b.fill("#identifiant", login).await.unwrap();
     b.fill("#mot_de_passe", password).await.unwrap();
     b.click("main button[type=submit]").await.unwrap();
+    // Signed in once the page names the account.
+    b.wait_for_text("header", login).await.unwrap();
 }
 
 /// Checks the page with axe-core and keeps a screenshot of it.
@@ -141,14 +143,11 @@ async fn a_documentalist_finds_and_edits_a_tool_and_another_centre_sees_it() {
     b.fill("#identifiant", "admin").await.unwrap();
     b.fill("#mot_de_passe", "pas le bon").await.unwrap();
     b.click("main button[type=submit]").await.unwrap();
-    assert!(
-        b.body()
-            .await
-            .unwrap()
-            .contains("Identifiant ou mot de passe incorrect."),
-    );
+    b.wait_for_text("body", "Identifiant ou mot de passe incorrect.")
+        .await
+        .unwrap();
     sign_in(&b, &namur_url, "admin", "mot de passe de l'admin").await;
-    assert_eq!(b.path().await.unwrap(), "/");
+    assert_eq!(b.wait_for_path("/").await.unwrap(), "/");
     check_page(&b, "02-accueil").await;
 
     // The admin creates a documentaliste.
@@ -169,12 +168,12 @@ async fn a_documentalist_finds_and_edits_a_tool_and_another_centre_sees_it() {
         .await
         .unwrap();
     b.click("form[action='/comptes'] button").await.unwrap();
-    assert!(
-        b.body()
-            .await
-            .unwrap()
-            .contains("Le mot de passe doit compter au moins 10 caractères.")
-    );
+    b.wait_for_text(
+        "body",
+        "Le mot de passe doit compter au moins 10 caractères.",
+    )
+    .await
+    .unwrap();
     b.fill("form[action='/comptes'] #identifiant", "marie")
         .await
         .unwrap();
@@ -185,14 +184,12 @@ async fn a_documentalist_finds_and_edits_a_tool_and_another_centre_sees_it() {
     .await
     .unwrap();
     b.click("form[action='/comptes'] button").await.unwrap();
-    let body = b.body().await.unwrap();
-    assert!(
-        body.contains("Compte « marie » créé (Documentaliste)."),
-        "{body}"
-    );
+    b.wait_for_text("body", "Compte « marie » créé (Documentaliste).")
+        .await
+        .unwrap();
     check_page(&b, "03-comptes").await;
     b.click_text("Se déconnecter").await.unwrap();
-    assert!(b.path().await.unwrap().starts_with("/connexion"));
+    b.wait_for_path("/connexion").await.unwrap();
 
     // The documentaliste signs in and searches without accents.
     sign_in(&b, &namur_url, "marie", "le mot de passe de marie").await;
@@ -222,9 +219,11 @@ async fn a_documentalist_finds_and_edits_a_tool_and_another_centre_sees_it() {
     b.click_text("Éducation à la santé : repères pour l'école")
         .await
         .unwrap();
-    let record_path = b.path().await.unwrap();
-    assert!(record_path.starts_with("/notices/"), "{record_path}");
-    let page = b.body().await.unwrap();
+    let record_path = b.wait_for_path("/notices/").await.unwrap();
+    let page = b
+        .wait_for_text("body", "Exemplaires dans le réseau")
+        .await
+        .unwrap();
     for expected in [
         "Type de document",
         "Dossier",
@@ -249,6 +248,9 @@ async fn a_documentalist_finds_and_edits_a_tool_and_another_centre_sees_it() {
     .await
     .unwrap();
     b.click(".record-form button[type=submit]").await.unwrap();
+    b.wait_for_text("body", "champs sont à corriger")
+        .await
+        .unwrap();
     assert_eq!(
         b.text("#year-erreur").await.unwrap(),
         "« deux mille » n'est pas un nombre."
@@ -263,20 +265,14 @@ async fn a_documentalist_finds_and_edits_a_tool_and_another_centre_sees_it() {
             .unwrap()
             .starts_with("Une adresse e-mail ou un numéro de téléphone ne peut pas figurer")
     );
-    assert!(
-        b.body()
-            .await
-            .unwrap()
-            .contains("3 champs sont à corriger : rien n'a été écrit.")
-    );
+    b.wait_for_text("body", "3 champs sont à corriger : rien n'a été écrit.")
+        .await
+        .unwrap();
     check_page(&b, "07-formulaire-invalide").await;
     b.goto(&format!("{namur_url}{record_path}")).await.unwrap();
-    assert!(
-        b.body()
-            .await
-            .unwrap()
-            .contains("Un dossier pour aborder la santé en classe.")
-    );
+    b.wait_for_text("body", "Un dossier pour aborder la santé en classe.")
+        .await
+        .unwrap();
 
     // The same form, right this time.
     b.click_text("Modifier la notice").await.unwrap();
@@ -287,8 +283,7 @@ async fn a_documentalist_finds_and_edits_a_tool_and_another_centre_sees_it() {
     .await
     .unwrap();
     b.click(".record-form button[type=submit]").await.unwrap();
-    let page = b.body().await.unwrap();
-    assert!(page.contains("Notice modifiée"), "{page}");
+    let page = b.wait_for_text("body", "Notice modifiée").await.unwrap();
     assert!(page.contains("mis à jour par Namur"), "{page}");
 
     // A POST without the CSRF token is refused, and writes nothing.
@@ -329,7 +324,8 @@ async fn a_documentalist_finds_and_edits_a_tool_and_another_centre_sees_it() {
     }
     check_page(&b, "08-notice-liege").await;
     b.click_text("Synchronisation").await.unwrap();
-    let page = b.body().await.unwrap();
-    assert!(page.contains("Dernière synchronisation réussie"), "{page}");
+    b.wait_for_text("body", "Dernière synchronisation réussie")
+        .await
+        .unwrap();
     check_page(&b, "09-synchronisation").await;
 }

@@ -906,6 +906,38 @@ impl Node {
             .map_err(from_store)
     }
 
+    /// A record exactly as its bucket holds it (an alias stays an alias).
+    pub async fn stored_record(&self, id: &str) -> Result<Record, CatalogueError> {
+        let id = parse_id(id)?;
+        let wanted = id.to_string();
+        self.store()
+            .call(move |c| projection::show(c, &id))
+            .await?
+            .ok_or(CatalogueError::NotFound(wanted))
+    }
+
+    /// The plain search the CLI prints (no paging, no copies).
+    pub async fn search_hits(
+        &self,
+        query: SearchQuery,
+    ) -> Result<Vec<projection::Hit>, CatalogueError> {
+        Ok(self
+            .store()
+            .call(move |c| projection::search(c, &query))
+            .await?)
+    }
+
+    /// Imports a library system's CSV export, reporting progress on `bar`.
+    pub async fn import_catalogue(
+        &self,
+        path: std::path::PathBuf,
+        bar: indicatif::ProgressBar,
+    ) -> Result<crate::import::ImportReport, crate::import::ImportError> {
+        self.store()
+            .call(move |c| Ok(crate::import::import(c, &path, &bar)))
+            .await?
+    }
+
     /// Records in the catalogue (aliases included).
     pub async fn catalogue_count(&self) -> Result<i64, CatalogueError> {
         Ok(self.store().call(|c| projection::count(c)).await?)
