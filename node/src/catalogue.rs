@@ -779,21 +779,20 @@ pub fn record_story(
     let Some(mut doc) = shared::load(conn, &catalogue::doc_id_of(id), &actor)? else {
         return Ok((Vec::new(), Vec::new()));
     };
-    let conflicts = catalogue::conflicts(&doc)
-        .into_iter()
-        .filter(|c| &c.record == id)
-        .collect();
+    let conflicts = catalogue::record_conflicts(&doc, id);
     let suffix = format!(" {id}");
+    // Metadata only: rebuilding every change of a bucket with its operations
+    // costs hundreds of milliseconds at the network's size.
     let mut history: Vec<HistoryLine> = doc
-        .get_changes(&[])
+        .get_changes_meta(&[])
         .into_iter()
         .filter_map(|change| {
-            let message = change.message()?;
+            let message = change.message.as_deref()?;
             let action = message.strip_suffix(suffix.as_str())?;
-            let centre = clps_model::CentreActor::parse(change.actor_id())
+            let centre = clps_model::CentreActor::parse(&change.actor)
                 .map(|a| a.centre)
                 .ok();
-            Some((change.timestamp(), centre, action.to_owned()))
+            Some((change.timestamp, centre, action.to_owned()))
         })
         .collect();
     history.reverse();
@@ -820,27 +819,31 @@ pub fn likely_duplicates(
             .collect::<Vec<_>>()
             .join(" ")
     );
+    // The key is read from the projection: loading each candidate's bucket
+    // would cost a document load per title word match.
     let mut stmt = conn.prepare_cached(
-        "SELECT c.record_id FROM catalogue_fts f CROSS JOIN catalogue c ON c.rowid = f.rowid
-         WHERE catalogue_fts MATCH ?1 AND c.merged_into IS NULL AND c.record_id != ?2 LIMIT 50",
+        "SELECT c.record_id, c.title, c.creator, c.publisher, c.year
+         FROM catalogue_fts f CROSS JOIN catalogue c ON c.rowid = f.rowid
+         WHERE catalogue_fts MATCH ?1 AND c.merged_into IS NULL AND c.record_id != ?2 LIMIT 200",
     )?;
-    let ids = stmt
+    let rows = stmt
         .query_map(params![query, record.id.as_str()], |r| {
-            r.get::<_, String>(0)
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, Option<u16>>(4)?,
+            ))
         })?
-        .collect::<rusqlite::Result<Vec<String>>>()?;
-    let mut out = Vec::new();
-    for other in ids {
-        let Ok(other) = RecordId::parse(&other) else {
-            continue;
-        };
-        if let Some(candidate) = show(conn, &other)?
-            && catalogue::duplicate_key(&candidate.fields) == key
-        {
-            out.push((candidate.id, candidate.fields.title));
-        }
-    }
-    Ok(out)
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(rows
+        .into_iter()
+        .filter(|(_, title, creator, publisher, year)| {
+            catalogue::duplicate_key_of(title, creator, publisher, *year) == key
+        })
+        .filter_map(|(id, title, ..)| RecordId::parse(&id).ok().map(|id| (id, title)))
+        .collect())
 }
 
 /// Number of projected records (aliases included).

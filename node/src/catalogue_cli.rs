@@ -422,7 +422,7 @@ pub async fn run(node: &Node, command: CatalogueCommand) -> Result<(), CliError>
                     .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
             );
             let report = node
-                .import_catalogue(file, bar.clone())
+                .import_catalogue(file, std::sync::Arc::new(bar.clone()))
                 .await
                 .map_err(|e| match e {
                     crate::import::ImportError::Store(s) => s,

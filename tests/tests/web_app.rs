@@ -61,10 +61,15 @@ async fn add_user(data: &Path, login: &str, role: &str, password: &str) {
 /// Starts `clps-node serve` and returns it with its web address, read from
 /// the line it prints once listening.
 async fn serve(data: &Path) -> (Child, SocketAddr) {
+    serve_with(data, &["serve"]).await
+}
+
+/// Starts `clps-node ARGS…` (`serve`, or `web` for a node without a hub).
+async fn serve_with(data: &Path, args: &[&str]) -> (Child, SocketAddr) {
     let mut child = Command::new(bin("clps-node"))
         .arg("--data")
         .arg(data)
-        .arg("serve")
+        .args(args)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .kill_on_drop(true)
@@ -74,7 +79,7 @@ async fn serve(data: &Path) -> (Child, SocketAddr) {
     let mut lines = BufReader::new(stderr).lines();
     let addr = tokio::time::timeout(Duration::from_secs(30), async {
         while let Some(line) = lines.next_line().await.unwrap() {
-            if let Some(rest) = line.split("application web sur http://").nth(1) {
+            if let Some(rest) = line.split("web sur http://").nth(1) {
                 return rest
                     .split('/')
                     .next()
@@ -328,4 +333,206 @@ async fn a_documentalist_finds_and_edits_a_tool_and_another_centre_sees_it() {
         .await
         .unwrap();
     check_page(&b, "09-synchronisation").await;
+}
+
+/// A library system's export as Excel saves it on Windows: Windows-1252,
+/// semicolons, CRLF. Two good rows, an unknown type, an empty title.
+fn windows_export() -> Vec<u8> {
+    let text = "id_local;titre;type;themes;cote;exemplaires\r\n\
+                 10;Éducation aux médias : un carnet;dossier;alimentation;M-010;1\r\n\
+                 11;Les écrans en famille;ouvrage;;E-011;2\r\n\
+                 12;Le jeu de l'oie de la santé;fusée;;J-012;1\r\n\
+                 13;;ouvrage;;X-013;1\r\n";
+    let (bytes, _, unmappable) = encoding_rs::WINDOWS_1252.encode(text);
+    assert!(!unmappable);
+    bytes.into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_centre_offline_imports_its_export_and_a_reader_only_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("namur");
+    node_ok(&data, &["init", "--centre", "namur"])
+        .await
+        .unwrap();
+    add_user(&data, "admin", "admin", "mot de passe de l'admin").await;
+    add_user(&data, "lecteur", "lecture", "mot de passe du lecteur").await;
+    let export = dir.path().join("export-pmb.csv");
+    std::fs::write(&export, windows_export()).unwrap();
+    let wrong = dir.path().join("sans-type.csv");
+    std::fs::write(&wrong, "id_local,titre\n1,Un titre\n").unwrap();
+    // `web` serves without a hub (a centre offline).
+    let (_web, addr) = serve_with(&data, &["web", "--listen", "127.0.0.1:0"]).await;
+    let url = format!("http://{addr}");
+    let b = Browser::start().await.unwrap();
+    sign_in(&b, &url, "admin", "mot de passe de l'admin").await;
+
+    // A file without a required column: the preview says which, and offers
+    // no import.
+    b.click_text("Import").await.unwrap();
+    check_page(&b, "10-import").await;
+    b.client
+        .find(fantoccini::Locator::Css("#fichier"))
+        .await
+        .unwrap()
+        .send_keys(wrong.to_str().unwrap())
+        .await
+        .unwrap();
+    b.click("form[action='/import'] button").await.unwrap();
+    let page = b
+        .wait_for_text("body", "Colonne obligatoire absente : type")
+        .await
+        .unwrap();
+    assert!(!page.contains("Importer 1 ligne"), "{page}");
+
+    // The real export: encoding and separator detected, accents intact.
+    b.click_text("Choisir un autre fichier").await.unwrap();
+    b.client
+        .find(fantoccini::Locator::Css("#fichier"))
+        .await
+        .unwrap()
+        .send_keys(export.to_str().unwrap())
+        .await
+        .unwrap();
+    b.click("form[action='/import'] button").await.unwrap();
+    let page = b.wait_for_text("body", "Aperçu de l'import").await.unwrap();
+    for expected in [
+        "windows-1252",
+        "point-virgule (;)",
+        "export-pmb.csv",
+        "Éducation aux médias : un carnet",
+        "→ titre",
+        "→ cote des exemplaires du centre",
+    ] {
+        assert!(page.contains(expected), "{expected} missing in {page}");
+    }
+    assert_eq!(b.text("dl.facts dd:nth-of-type(4)").await.unwrap(), "4");
+    check_page(&b, "11-import-apercu").await;
+    b.click_text("Importer 4 lignes").await.unwrap();
+    let page = b.wait_for_text("body", "Import terminé").await.unwrap();
+    assert!(
+        page.contains("4 lignes lues : 2 notices créées, 0 déjà présente, 2 lignes rejetées."),
+        "{page}"
+    );
+    assert!(
+        page.contains("type de document inconnu « fusée »"),
+        "{page}"
+    );
+    assert!(page.contains("titre vide"), "{page}");
+    check_page(&b, "12-import-termine").await;
+
+    // The rejected rows come back as a file to correct, with their reason.
+    let import_path = b.path().await.unwrap();
+    let session = b.cookie("clps_session").await.unwrap();
+    let cookie = format!("clps_session={session}");
+    let (status, body) = http(
+        addr,
+        "GET",
+        &format!("{import_path}/rejets.csv"),
+        &[("Cookie", &cookie)],
+        "",
+    )
+    .await
+    .unwrap();
+    assert_eq!(status, 200);
+    assert!(
+        body.contains("ligne;motif;id_local;titre;type;themes;cote;exemplaires\n"),
+        "{body}"
+    );
+    assert!(
+        body.contains(
+            "4;type de document inconnu « fusée »;12;Le jeu de l'oie de la santé;fusée;;J-012;1\n"
+        ),
+        "{body}"
+    );
+    assert!(
+        body.contains("5;titre vide;13;;ouvrage;;X-013;1\n"),
+        "{body}"
+    );
+
+    // The imported records are in the outilthèque, with this centre's copies.
+    b.click_text("Voir l'outilthèque").await.unwrap();
+    b.fill("#q", "medias").await.unwrap();
+    b.click(".search .q button").await.unwrap();
+    let results = b
+        .wait_for_text("#resultats", "Éducation aux médias : un carnet")
+        .await
+        .unwrap();
+    assert!(results.contains("CLPS-Namur : 1 exemplaire"), "{results}");
+
+    // The other pages pass axe too.
+    b.click_text("Doublons").await.unwrap();
+    b.wait_for_path("/doublons").await.unwrap();
+    check_page(&b, "13-doublons").await;
+    b.click_text("Journal").await.unwrap();
+    b.wait_for_text("body", "import de notices").await.unwrap();
+    check_page(&b, "14-journal").await;
+    b.goto(&format!("{url}/notices/nouvelle")).await.unwrap();
+    b.wait_for_text("h1", "Nouvelle notice").await.unwrap();
+    check_page(&b, "15-nouvelle-notice").await;
+    b.goto(&format!("{url}/nulle-part")).await.unwrap();
+    b.wait_for_text("h1", "Page introuvable").await.unwrap();
+    check_page(&b, "16-page-introuvable").await;
+    b.goto(&format!("{url}/")).await.unwrap();
+    b.click_text("Se déconnecter").await.unwrap();
+    b.wait_for_path("/connexion").await.unwrap();
+
+    // A read-only account consults, and cannot write even by hand.
+    sign_in(&b, &url, "lecteur", "mot de passe du lecteur").await;
+    let header = b.text("header").await.unwrap();
+    assert!(!header.contains("Import"), "{header}");
+    assert!(!header.contains("Comptes"), "{header}");
+    b.click_text("Outilthèque").await.unwrap();
+    b.fill("#q", "ecrans").await.unwrap();
+    b.click(".search .q button").await.unwrap();
+    b.wait_for_text("#resultats", "Les écrans en famille")
+        .await
+        .unwrap();
+    b.click_text("Les écrans en famille").await.unwrap();
+    let page = b.wait_for_text("body", "E-011").await.unwrap();
+    assert!(!page.contains("Modifier la notice"), "{page}");
+    check_page(&b, "17-notice-lecture").await;
+    let record_path = b.path().await.unwrap();
+    b.goto(&format!("{url}{record_path}/modifier"))
+        .await
+        .unwrap();
+    b.wait_for_text("h1", "Accès en lecture seule")
+        .await
+        .unwrap();
+    let session = b.cookie("clps_session").await.unwrap();
+    let cookie = format!("clps_session={session}");
+    let csrf = {
+        // The reader's own token, taken from the sign-out form.
+        let page = http(addr, "GET", "/", &[("Cookie", &cookie)], "")
+            .await
+            .unwrap()
+            .1;
+        page.split("name=\"csrf\" value=\"")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .unwrap()
+            .to_owned()
+    };
+    let (status, _) = http(
+        addr,
+        "POST",
+        &format!("{record_path}/exemplaires"),
+        &[
+            ("Cookie", &cookie),
+            ("Content-Type", "application/x-www-form-urlencoded"),
+        ],
+        &format!("csrf={csrf}&copies=9&shelf_mark=X&availability=available"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(status, 403);
+    let (status, body) = http(addr, "GET", &record_path, &[("Cookie", &cookie)], "")
+        .await
+        .unwrap();
+    assert_eq!(status, 200);
+    assert!(body.contains("E-011") && !body.contains(">X<"), "{body}");
+    let (status, _) = http(addr, "GET", "/import", &[("Cookie", &cookie)], "")
+        .await
+        .unwrap();
+    assert_eq!(status, 403);
 }

@@ -1122,37 +1122,43 @@ fn read_record_obj(doc: &impl Source, id: RecordId, record: &ObjId) -> Record {
 /// editing the same record always disagree on `last_edited_by`, and that is
 /// not something to resolve.
 pub fn conflicts<R: ReadDoc>(doc: &R) -> Vec<FieldConflict> {
+    record_ids(doc)
+        .iter()
+        .flat_map(|id| record_conflicts(doc, id))
+        .collect()
+}
+
+/// The conflicting values of one record (its page shows them).
+pub fn record_conflicts<R: ReadDoc>(doc: &R, id: &RecordId) -> Vec<FieldConflict> {
     let mut out = Vec::new();
     let Some(records) = get_obj(doc, &ROOT, RECORDS) else {
         return out;
     };
-    for id in record_ids(doc) {
-        let Some(record) = get_obj(doc, &records, id.as_str()) else {
+    let Some(record) = get_obj(doc, &records, id.as_str()) else {
+        return out;
+    };
+    for field in SCALAR_FIELDS {
+        let values = competing_values(doc, &record, field);
+        if values.len() > 1 {
+            out.push(FieldConflict {
+                record: id.clone(),
+                field: field.to_owned(),
+                values,
+            });
+        }
+    }
+    for container in [HOLDINGS, REVIEWS] {
+        let Some(obj) = get_obj(doc, &record, container) else {
             continue;
         };
-        for field in SCALAR_FIELDS {
-            let values = competing_values(doc, &record, field);
+        for key in doc.keys(&obj) {
+            let values = competing_values(doc, &obj, &key);
             if values.len() > 1 {
                 out.push(FieldConflict {
                     record: id.clone(),
-                    field: field.to_owned(),
+                    field: format!("{container}.{key}"),
                     values,
                 });
-            }
-        }
-        for container in [HOLDINGS, REVIEWS] {
-            let Some(obj) = get_obj(doc, &record, container) else {
-                continue;
-            };
-            for key in doc.keys(&obj) {
-                let values = competing_values(doc, &obj, &key);
-                if values.len() > 1 {
-                    out.push(FieldConflict {
-                        record: id.clone(),
-                        field: format!("{container}.{key}"),
-                        values,
-                    });
-                }
             }
         }
     }
@@ -1239,12 +1245,27 @@ pub fn records_touched(
 /// The duplicate-detection key of a record: folded title, folded publisher
 /// (the creator when no publisher is recorded) and year.
 pub fn duplicate_key(fields: &RecordFields) -> (String, String, Option<u16>) {
-    let publisher = if fields.publisher.trim().is_empty() {
-        &fields.creator
+    duplicate_key_of(
+        &fields.title,
+        &fields.creator,
+        &fields.publisher,
+        fields.year,
+    )
+}
+
+/// [`duplicate_key`] from the four fields it reads (a projection's columns).
+pub fn duplicate_key_of(
+    title: &str,
+    creator: &str,
+    publisher: &str,
+    year: Option<u16>,
+) -> (String, String, Option<u16>) {
+    let publisher = if publisher.trim().is_empty() {
+        creator
     } else {
-        &fields.publisher
+        publisher
     };
-    (fold(&fields.title), fold(publisher), fields.year)
+    (fold(title), fold(publisher), year)
 }
 
 /// Pairs of records that look like the same item, smaller id first, sorted.

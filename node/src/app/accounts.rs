@@ -192,6 +192,14 @@ impl JournalEntry {
         Ok(())
     }
 
+    /// The same entry about another target (known once the work is done).
+    pub(crate) fn with_target(self, target: String) -> JournalEntry {
+        JournalEntry(
+            self.0
+                .map(|(at, login, action, _)| (at, login, action, target)),
+        )
+    }
+
     /// For operations that commit their own transaction first.
     pub(crate) fn write_alone(&self, conn: &mut Connection) -> Result<(), StoreError> {
         let tx = conn.transaction()?;

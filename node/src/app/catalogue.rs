@@ -8,6 +8,7 @@
 //! can show it next to the input. Nothing is written when any field fails.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use clps_model::CentreId;
 use clps_model::docs::DocError;
@@ -20,6 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{ErrorKind, Node};
 use crate::catalogue::{self as projection, SearchQuery};
+use crate::import;
 use crate::store::StoreError;
 
 /// A field of the record, holding and review forms.
@@ -573,6 +575,10 @@ pub struct RecordView {
     pub duplicates: Vec<(RecordId, String)>,
 }
 
+/// How long the facet lists of the search page are reused, in seconds: a
+/// public or a centre new to the catalogue shows in them after at most this.
+pub const FACETS_SECONDS: u64 = 30;
+
 /// A staff member's login, for the local journal of who did what.
 pub type By<'a> = Option<&'a str>;
 
@@ -642,8 +648,21 @@ impl Node {
     }
 
     /// Publics and holding centres present in the catalogue.
+    /// After a write that may add a public or a holding centre.
+    fn forget_facets(&self) {
+        self.facets_cache().take();
+    }
+
     pub async fn facets(&self) -> Result<Facets, CatalogueError> {
-        Ok(self.store().call(projection::facets).await?)
+        let fresh = |at: &std::time::Instant| at.elapsed().as_secs() < FACETS_SECONDS;
+        if let Some((at, facets)) = &*self.facets_cache()
+            && fresh(at)
+        {
+            return Ok(facets.clone());
+        }
+        let facets = self.store().call(projection::facets).await?;
+        *self.facets_cache() = Some((std::time::Instant::now(), facets.clone()));
+        Ok(facets)
     }
 
     /// A record and what its page shows; a merged duplicate answers with
@@ -721,7 +740,8 @@ impl Node {
                 )
             })
             .await
-            .map_err(from_store)?;
+            .map_err(from_store)
+            .inspect(|_| self.forget_facets())?;
         Ok(id)
     }
 
@@ -798,6 +818,7 @@ impl Node {
             })
             .await
             .map_err(from_store)?;
+        self.forget_facets();
         changed.map(|()| n)
     }
 
@@ -821,6 +842,7 @@ impl Node {
             })
             .await
             .map_err(from_store)
+            .inspect(|_| self.forget_facets())
     }
 
     /// Sets this centre's review of a record, under a function's name.
@@ -904,6 +926,7 @@ impl Node {
             })
             .await
             .map_err(from_store)
+            .inspect(|_| self.forget_facets())
     }
 
     /// A record exactly as its bucket holds it (an alias stays an alias).
@@ -927,15 +950,43 @@ impl Node {
             .await?)
     }
 
-    /// Imports a library system's CSV export, reporting progress on `bar`.
+    /// Imports a library system's CSV export, reporting progress.
     pub async fn import_catalogue(
         &self,
         path: std::path::PathBuf,
-        bar: indicatif::ProgressBar,
-    ) -> Result<crate::import::ImportReport, crate::import::ImportError> {
+        progress: Arc<dyn import::Progress>,
+    ) -> Result<import::ImportReport, import::ImportError> {
         self.store()
-            .call(move |c| Ok(crate::import::import(c, &path, &bar)))
+            .call(move |c| Ok(import::import(c, &path, progress.as_ref())))
             .await?
+            .inspect(|_| self.forget_facets())
+    }
+
+    /// Imports a file already decoded (an upload), reporting progress.
+    pub async fn import_decoded(
+        &self,
+        decoded: import::Decoded,
+        progress: Arc<dyn import::Progress>,
+        by: Option<&str>,
+    ) -> Result<import::ImportReport, import::ImportError> {
+        let journal = self.journal_entry(by, "import de notices", "");
+        self.store()
+            .call(move |c| {
+                let report = match import::import_decoded(c, &decoded, progress.as_ref()) {
+                    Ok(r) => r,
+                    Err(e) => return Ok(Err(e)),
+                };
+                let summary = format!(
+                    "{} créées, {} déjà présentes, {} rejetées",
+                    report.created,
+                    report.already_present,
+                    report.rejected.len()
+                );
+                journal.with_target(summary).write_alone(c)?;
+                Ok(Ok(report))
+            })
+            .await?
+            .inspect(|_| self.forget_facets())
     }
 
     /// Records in the catalogue (aliases included).

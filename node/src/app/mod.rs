@@ -106,6 +106,9 @@ struct Inner {
     identity: NodeIdentity,
     clock: Clock,
     entropy: Entropy,
+    /// The search page's facet lists, recomputed at most every
+    /// [`catalogue::FACETS_SECONDS`] (they scan the whole catalogue).
+    facets: Mutex<Option<(std::time::Instant, catalogue::Facets)>>,
 }
 
 /// The node, as an adapter holds it. Cheap to clone.
@@ -171,6 +174,7 @@ impl Node {
                 identity,
                 clock,
                 entropy: Entropy::System,
+                facets: Mutex::new(None),
             }),
         }
     }
@@ -192,6 +196,12 @@ impl Node {
     /// Seconds since the epoch, by the node's clock.
     pub fn now(&self) -> i64 {
         self.inner.clock.now()
+    }
+
+    pub(crate) fn facets_cache(
+        &self,
+    ) -> std::sync::MutexGuard<'_, Option<(std::time::Instant, catalogue::Facets)>> {
+        self.inner.facets.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// `N` random bytes.

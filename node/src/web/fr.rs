@@ -212,11 +212,12 @@ pub fn date_time(unix: i64) -> String {
     }
 }
 
-/// « 1 modification », « 3 modifications ».
+/// « 0 modification », « 1 modification », « 3 modifications » (in French
+/// zero takes the singular).
 pub fn count(n: impl Into<i64>, one: &str, many: &str) -> String {
     let n = n.into();
-    if n == 1 {
-        format!("1 {one}")
+    if n == 0 || n == 1 {
+        format!("{n} {one}")
     } else {
         format!("{n} {many}")
     }
@@ -237,7 +238,7 @@ mod tests {
     #[test]
     fn counts_agree_with_their_number() {
         assert_eq!(count(1, "notice", "notices"), "1 notice");
-        assert_eq!(count(0, "notice", "notices"), "0 notices");
+        assert_eq!(count(0, "notice", "notices"), "0 notice");
         assert_eq!(count(12, "notice", "notices"), "12 notices");
     }
 }

@@ -16,6 +16,7 @@
 #![allow(clippy::result_large_err)]
 
 pub(crate) mod fr;
+mod import;
 mod pages;
 mod tls;
 
@@ -24,7 +25,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, FromRequestParts, Path, Query, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
@@ -73,6 +74,8 @@ impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, tls:
 struct Web {
     node: Node,
     throttle: Arc<Throttle>,
+    /// CSV files sent for import, from preview to summary.
+    imports: Arc<import::Jobs>,
     /// Served over TLS: cookies get `Secure`.
     secure: bool,
 }
@@ -122,6 +125,7 @@ pub async fn bind(
         let app = router(Web {
             node,
             throttle: Arc::new(Throttle::default()),
+            imports: Arc::default(),
             secure,
         });
         let service = app.into_make_service_with_connect_info::<Peer>();
@@ -167,6 +171,14 @@ fn router(state: Web) -> Router {
         .route("/notices/{id}/conflit", post(keep_value))
         .route("/doublons", get(duplicates))
         .route("/doublons/fusion", post(merge))
+        .route(
+            "/import",
+            get(import::form)
+                .post(import::upload)
+                .layer(DefaultBodyLimit::max(crate::import::MAX_BYTES + 64 * 1024)),
+        )
+        .route("/import/{job}", get(import::show).post(import::start))
+        .route("/import/{job}/rejets.csv", get(import::rejected))
         .route("/synchronisation", get(sync_page).post(sync_now))
         .route("/comptes", get(accounts).post(add_account))
         .route("/comptes/{login}/etat", post(account_state))
@@ -362,13 +374,18 @@ fn checked_form(signed: &Signed, body: &Bytes) -> Result<Form, Response> {
     if same_token(&form.get("csrf"), &signed.session.csrf) {
         Ok(form)
     } else {
-        Err(error_page(
-            StatusCode::FORBIDDEN,
-            Some(&signed.session),
-            "Formulaire expiré",
-            "Ce formulaire n'a pas été envoyé depuis une page de ce nœud, ou la session a changé depuis : rien n'a été écrit. Rechargez la page et recommencez.",
-        ))
+        Err(expired_form(signed))
     }
+}
+
+/// A POST whose CSRF token is missing or wrong.
+fn expired_form(signed: &Signed) -> Response {
+    error_page(
+        StatusCode::FORBIDDEN,
+        Some(&signed.session),
+        "Formulaire expiré",
+        "Ce formulaire n'a pas été envoyé depuis une page de ce nœud, ou la session a changé depuis : rien n'a été écrit. Rechargez la page et recommencez.",
+    )
 }
 
 fn require_editor(signed: &Signed) -> Result<(), Response> {

@@ -22,9 +22,10 @@ pub enum Notice {
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Nav {
+pub(super) enum Nav {
     Home,
     Catalogue,
+    Import,
     Duplicates,
     Sync,
     Accounts,
@@ -32,11 +33,24 @@ enum Nav {
     None,
 }
 
-fn csrf(session: &Session) -> Markup {
+pub(super) fn csrf(session: &Session) -> Markup {
     html! { input type="hidden" name="csrf" value=(session.csrf); }
 }
 
 fn layout(node: &Node, session: Option<&Session>, title: &str, nav: Nav, body: Markup) -> Markup {
+    layout_refreshing(node, session, title, nav, None, body)
+}
+
+/// A page that reloads itself every `refresh` seconds (work in progress),
+/// without a script.
+pub(super) fn layout_refreshing(
+    node: &Node,
+    session: Option<&Session>,
+    title: &str,
+    nav: Nav,
+    refresh: Option<u32>,
+    body: Markup,
+) -> Markup {
     let centre = fr::centre_name(node.centre());
     html! {
         (DOCTYPE)
@@ -44,6 +58,9 @@ fn layout(node: &Node, session: Option<&Session>, title: &str, nav: Nav, body: M
             head {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
+                @if let Some(seconds) = refresh {
+                    meta http-equiv="refresh" content=(seconds);
+                }
                 // htmx must not add an inline style (the CSP forbids it).
                 meta name="htmx-config" content=r#"{"includeIndicatorStyles":false,"allowEval":false}"#;
                 title { (title) " — " (centre) }
@@ -60,6 +77,9 @@ fn layout(node: &Node, session: Option<&Session>, title: &str, nav: Nav, body: M
                                 (item("/", "Accueil", nav == Nav::Home))
                                 (item("/catalogue", "Outilthèque", nav == Nav::Catalogue))
                                 (item("/doublons", "Doublons", nav == Nav::Duplicates))
+                                @if s.staff.role.can_edit() {
+                                    (item("/import", "Import", nav == Nav::Import))
+                                }
                                 (item("/synchronisation", "Synchronisation", nav == Nav::Sync))
                                 @if s.staff.role.is_admin() {
                                     (item("/comptes", "Comptes", nav == Nav::Accounts))
@@ -94,7 +114,7 @@ fn item(href: &str, label: &str, current: bool) -> Markup {
     }
 }
 
-fn notice(n: Option<&Notice>) -> Markup {
+pub(super) fn notice(n: Option<&Notice>) -> Markup {
     html! {
         @match n {
             Some(Notice::Done(text)) => p class="notice done" role="status" { (text) },
