@@ -256,6 +256,23 @@ impl Decoded {
         }
     }
 
+    /// The line (from 1) where the byte at `offset` is. The reader's own
+    /// line count is one short after a CRLF header, as Windows writes them.
+    fn line_of(&self, position: Option<&csv::Position>) -> u64 {
+        let Some(offset) = position.map(|p| p.byte() as usize) else {
+            return 0;
+        };
+        // A record may be said to start at the line break before it.
+        let bytes = self.text.as_bytes();
+        let start = bytes
+            .iter()
+            .skip(offset)
+            .position(|b| !matches!(b, b'\r' | b'\n'))
+            .map_or(bytes.len(), |n| offset + n);
+        let before = bytes.get(..start).unwrap_or_default();
+        1 + before.iter().filter(|&&b| b == b'\n').count() as u64
+    }
+
     fn reader(&self) -> csv::Reader<&[u8]> {
         csv::ReaderBuilder::new()
             .flexible(true)
@@ -418,13 +435,13 @@ pub fn import_decoded(
         report.rows += 1;
         match row {
             Err(e) => {
-                let line = e.position().map_or(0, |p| p.line());
+                let line = decoded.line_of(e.position());
                 report
                     .rejected
                     .push((line, format!("ligne illisible : {e}")));
             }
             Ok(row) => {
-                let line = row.position().map_or(0, |p| p.line());
+                let line = decoded.line_of(row.position());
                 match parse_row(&cols, &row, &centre, line) {
                     Ok(parsed) if !seen.insert(parsed.1.clone()) => report
                         .rejected
@@ -502,11 +519,11 @@ pub fn rejected_csv(decoded: &Decoded, report: &ImportReport) -> Result<Vec<u8>,
     let mut reader = decoded.reader();
     let mut record = csv::StringRecord::new();
     loop {
-        let line = reader.position().line();
+        let line = decoded.line_of(Some(reader.position()));
         match reader.read_record(&mut record) {
             Ok(false) => break,
             Ok(true) => {
-                let line = record.position().map_or(line, |p| p.line());
+                let line = decoded.line_of(record.position());
                 if let Some(reason) = reasons.get(&line) {
                     let mut cells = vec![line.to_string(), (*reason).to_owned()];
                     cells.extend(record.iter().map(str::to_owned));
@@ -514,7 +531,7 @@ pub fn rejected_csv(decoded: &Decoded, report: &ImportReport) -> Result<Vec<u8>,
                 }
             }
             Err(e) => {
-                let line = e.position().map_or(line, |p| p.line());
+                let line = e.position().map_or(line, |p| decoded.line_of(Some(p)));
                 if let Some(reason) = reasons.get(&line) {
                     write(&mut out, vec![line.to_string(), (*reason).to_owned()])?;
                 }
@@ -564,6 +581,24 @@ mod tests {
         assert_eq!(preview.missing, vec!["id_local", "type"]);
         assert_eq!(preview.headers[0].1, None);
         assert_eq!(preview.headers[1].1, Some("titre"));
+    }
+
+    #[test]
+    fn line_numbers_count_crlf_lines_too() {
+        for text in [
+            "a;b\r\n1;x\r\n2;y\r\n",
+            "a;b\n1;x\n2;y\n",
+            "a;b\n\"1\nsuite\";x\n2;y\n",
+        ] {
+            let decoded = decode(text.as_bytes()).expect("decoded");
+            let lines: Vec<u64> = decoded
+                .reader()
+                .records()
+                .map(|r| decoded.line_of(r.expect("row").position()))
+                .collect();
+            let second = if text.contains("suite") { 4 } else { 3 };
+            assert_eq!(lines, vec![2, second], "{text:?}");
+        }
     }
 
     #[test]
