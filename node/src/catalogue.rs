@@ -753,16 +753,23 @@ pub fn facets(conn: &mut Connection) -> Result<crate::app::catalogue::Facets, St
         )?
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<rusqlite::Result<Vec<(String, i64)>>>()?;
-    let centres = conn
-        .prepare_cached(
-            "SELECT DISTINCT centre FROM catalogue_holdings WHERE copies > 0 ORDER BY centre",
-        )?
-        .query_map([], |r| r.get::<_, String>(0))?
-        .collect::<rusqlite::Result<Vec<String>>>()?
-        .into_iter()
-        .filter_map(|c| CentreId::new(&c).ok())
-        .collect();
-    Ok(crate::app::catalogue::Facets { publics, centres })
+    // One index seek per centre of the network, not a scan of every holding.
+    let mut holds = conn.prepare_cached(
+        "SELECT EXISTS (SELECT 1 FROM catalogue_holdings WHERE centre = ?1 AND copies > 0)",
+    )?;
+    let mut centres = Vec::new();
+    for centre in clps_model::centres::all() {
+        if holds.query_row([&centre.id], |r| r.get::<_, bool>(0))? {
+            centres.extend(CentreId::new(&centre.id).ok());
+        }
+    }
+    centres.sort();
+    drop(holds);
+    Ok(crate::app::catalogue::Facets {
+        publics,
+        centres,
+        records: count_live(conn)?,
+    })
 }
 
 /// A change of a record's history: (unix time, centre, action).
@@ -811,10 +818,14 @@ pub fn likely_duplicates(
     if key.0.is_empty() || words.is_empty() {
         return Ok(Vec::new());
     }
+    // Same folded title, so every word is in the candidate's: asking for the
+    // three longest (the rarest, usually) keeps the index lookups short.
+    let mut rare = words.clone();
+    rare.sort_by_key(|w| std::cmp::Reverse(w.chars().count()));
+    rare.truncate(3);
     let query = format!(
         "title : ({})",
-        words
-            .iter()
+        rare.iter()
             .map(|w| phrase(w, false))
             .collect::<Vec<_>>()
             .join(" ")

@@ -546,6 +546,8 @@ pub struct Facets {
     pub publics: Vec<(String, i64)>,
     /// Centres holding copies.
     pub centres: Vec<CentreId>,
+    /// Records in the catalogue (aliases left out).
+    pub records: i64,
 }
 
 /// One change of a record, as its history lists it.
@@ -601,6 +603,7 @@ impl Node {
     pub async fn search(&self, s: Search) -> Result<SearchPage, CatalogueError> {
         let per_page = s.per_page.clamp(1, 100);
         let page = s.page.max(1);
+        let total_records = self.facets().await?.records;
         let q = SearchQuery {
             text: s.text,
             theme: s.theme,
@@ -641,7 +644,7 @@ impl Node {
                     hits: out,
                     page,
                     has_more,
-                    total_records: projection::count_live(conn)?,
+                    total_records,
                 })
             })
             .await?)
@@ -790,6 +793,9 @@ impl Node {
         by: By<'_>,
     ) -> Result<usize, CatalogueError> {
         let n = edits.len();
+        let new_publics = edits
+            .iter()
+            .any(|e| matches!(e, RecordEdit::AddPublic(_) | RecordEdit::RemovePublic(_)));
         let journal = self.journal_entry(by, "notice modifiée", id.as_str());
         let changed = self
             .store()
@@ -818,7 +824,9 @@ impl Node {
             })
             .await
             .map_err(from_store)?;
-        self.forget_facets();
+        if new_publics {
+            self.forget_facets();
+        }
         changed.map(|()| n)
     }
 
