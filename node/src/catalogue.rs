@@ -41,6 +41,7 @@ pub fn project(
         return Ok(records.len());
     }
     let changes = doc.get_changes(before);
+    note_activity(tx, &changes)?;
     let ids = match catalogue::records_touched(doc, &changes) {
         Some(ids) => ids,
         None => {
@@ -55,6 +56,75 @@ pub fn project(
         }
     }
     Ok(ids.len())
+}
+
+/// Remembers, per record, the latest of `changes` written by another centre
+/// (its message names the action and the record).
+fn note_activity(tx: &Transaction<'_>, changes: &[automerge::Change]) -> Result<(), StoreError> {
+    let own = shared::centre(tx)?;
+    let mut upsert = tx.prepare_cached(
+        "INSERT INTO catalogue_activity (record_id, centre, action, at) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (record_id) DO UPDATE SET centre = excluded.centre,
+           action = excluded.action, at = excluded.at
+         WHERE excluded.at >= catalogue_activity.at",
+    )?;
+    for change in changes {
+        let Ok(author) = clps_model::CentreActor::parse(change.actor_id()) else {
+            continue;
+        };
+        if author.centre == own {
+            continue;
+        }
+        let Some((action, id)) = change.message().and_then(|m| m.split_once(' ')) else {
+            continue;
+        };
+        if RecordId::parse(id).is_err() {
+            continue;
+        }
+        upsert.execute(params![
+            id,
+            author.centre.as_str(),
+            action,
+            change.timestamp()
+        ])?;
+    }
+    Ok(())
+}
+
+/// What other centres changed lately: (record, title, centre, action,
+/// time), newest first.
+pub type Activity = (RecordId, String, CentreId, String, i64);
+
+pub fn recent_activity(conn: &Connection, limit: usize) -> Result<Vec<Activity>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT a.record_id, c.title, a.centre, a.action, a.at
+         FROM catalogue_activity a JOIN catalogue c ON c.record_id = a.record_id
+         WHERE c.merged_into IS NULL
+         ORDER BY a.at DESC LIMIT ?1",
+    )?;
+    let rows = stmt
+        .query_map([limit as i64], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, i64>(4)?,
+            ))
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(id, title, centre, action, at)| {
+            Some((
+                RecordId::parse(&id).ok()?,
+                title,
+                CentreId::new(&centre).ok()?,
+                action,
+                at,
+            ))
+        })
+        .collect())
 }
 
 /// Projects `ids` again from `doc`: each record as the document has it, or

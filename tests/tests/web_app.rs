@@ -240,6 +240,17 @@ async fn a_documentalist_finds_and_edits_a_tool_and_another_centre_sees_it() {
         assert!(page.contains(expected), "{expected} missing in {page}");
     }
     check_page(&b, "05-notice").await;
+    // Liège holds the record before it is edited, so the edit reaches it as
+    // a change (listed on its home page) rather than inside a new document.
+    let id = record_path.trim_start_matches("/notices/").to_owned();
+    let started = Instant::now();
+    while node_ok(&liege, &["catalogue", "show", &id]).await.is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the record did not reach Liège within 60 s"
+        );
+        tokio::task::yield_now().await;
+    }
     b.click_text("Modifier la notice").await.unwrap();
     check_page(&b, "06-modifier").await;
 
@@ -328,6 +339,16 @@ async fn a_documentalist_finds_and_edits_a_tool_and_another_centre_sees_it() {
         );
     }
     check_page(&b, "08-notice-liege").await;
+    b.click_text("Accueil").await.unwrap();
+    let home = b
+        .wait_for_text("body", "Reçu des autres centres")
+        .await
+        .unwrap();
+    assert!(
+        home.contains("CLPS-Namur modification Éducation à la santé : repères pour l'école"),
+        "{home}"
+    );
+    check_page(&b, "08b-accueil-liege").await;
     b.click_text("Synchronisation").await.unwrap();
     b.wait_for_text("body", "Dernière synchronisation réussie")
         .await

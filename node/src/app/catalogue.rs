@@ -997,6 +997,17 @@ impl Node {
             .inspect(|_| self.forget_facets())
     }
 
+    /// The latest records other centres created or changed, newest first.
+    pub async fn recent_from_others(
+        &self,
+        limit: usize,
+    ) -> Result<Vec<projection::Activity>, CatalogueError> {
+        Ok(self
+            .store()
+            .call(move |c| projection::recent_activity(c, limit))
+            .await?)
+    }
+
     /// Records in the catalogue (aliases included).
     pub async fn catalogue_count(&self) -> Result<i64, CatalogueError> {
         Ok(self.store().call(|c| projection::count(c)).await?)

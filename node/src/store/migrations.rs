@@ -38,6 +38,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0007_staff_accounts.sql",
         include_str!("../../../migrations/node/0007_staff_accounts.sql"),
     ),
+    (
+        "0008_catalogue_activity.sql",
+        include_str!("../../../migrations/node/0008_catalogue_activity.sql"),
+    ),
 ];
 
 /// The schema version this binary writes.

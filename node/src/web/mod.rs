@@ -549,11 +549,12 @@ async fn home(State(web): State<Web>, signed: Signed) -> Response {
     } else {
         Vec::new()
     };
-    let count = web.node.catalogue_count().await.unwrap_or(0);
+    let count = web.node.facets().await.map_or(0, |f| f.records);
+    let arrivals = web.node.recent_from_others(10).await.unwrap_or_default();
     match overview {
         Ok(o) => page(
             StatusCode::OK,
-            pages::home(&web.node, &signed.session, &o, count, &journal),
+            pages::home(&web.node, &signed.session, &o, count, &arrivals, &journal),
         ),
         Err(e) => error_page(
             status_of(e.kind()),

@@ -189,6 +189,7 @@ pub fn home(
     session: &Session,
     o: &SyncOverview,
     records: i64,
+    arrivals: &[crate::catalogue::Activity],
     journal: &[JournalLine],
 ) -> Markup {
     let pending: i64 = o.pending.iter().map(|(_, n)| n).sum();
@@ -229,6 +230,26 @@ pub fn home(
                         }
                     }
                     p { a href="/synchronisation" { "Voir la synchronisation" } }
+                }
+            }
+            section {
+                h2 { "Reçu des autres centres" }
+                @if arrivals.is_empty() {
+                    p { "Aucune notice créée ou modifiée par un autre centre n'est encore arrivée par la synchronisation." }
+                } @else {
+                    table {
+                        thead { tr { th scope="col" { "Quand" } th scope="col" { "Centre" } th scope="col" { "Quoi" } th scope="col" { "Notice" } } }
+                        tbody {
+                            @for (id, title, centre, action, at) in arrivals {
+                                tr {
+                                    td { (fr::date_time(*at)) }
+                                    td { (fr::centre_short(centre)) }
+                                    td { (fr::history_action(action)) }
+                                    td { a href={ "/notices/" (id) } { (title) } }
+                                }
+                            }
+                        }
+                    }
                 }
             }
             @if !journal.is_empty() {
