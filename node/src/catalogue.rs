@@ -307,6 +307,12 @@ pub struct SearchQuery {
     /// Only records with a copy on the shelf (available) somewhere, or at
     /// `centre` when it is given.
     pub available: bool,
+    /// Only records whose age range includes this age.
+    pub age: Option<u8>,
+    /// Only records published in or after this year.
+    pub year_from: Option<u16>,
+    /// Only records published in or before this year.
+    pub year_to: Option<u16>,
     pub limit: usize,
 }
 
@@ -439,6 +445,23 @@ fn filter_sql(q: &SearchQuery) -> (String, Vec<Value>) {
         );
         args.push(q.centre.clone().map(Value::Text).unwrap_or(Value::Null));
         args.push(q.centre.clone().map(Value::Text).unwrap_or(Value::Null));
+    }
+    if let Some(age) = q.age {
+        // A record without any age bound says nothing of its public's age.
+        sql.push_str(
+            " AND (c.age_min IS NOT NULL OR c.age_max IS NOT NULL) \
+               AND coalesce(c.age_min, 0) <= ? AND coalesce(c.age_max, 255) >= ?",
+        );
+        args.push(Value::Integer(i64::from(age)));
+        args.push(Value::Integer(i64::from(age)));
+    }
+    if let Some(year) = q.year_from {
+        sql.push_str(" AND c.year >= ?");
+        args.push(Value::Integer(i64::from(year)));
+    }
+    if let Some(year) = q.year_to {
+        sql.push_str(" AND c.year <= ?");
+        args.push(Value::Integer(i64::from(year)));
     }
     (sql, args)
 }

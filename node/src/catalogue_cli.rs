@@ -244,6 +244,9 @@ pub async fn run(node: &Node, command: CatalogueCommand) -> Result<(), CliError>
                 public,
                 centre,
                 available: false,
+                age: None,
+                year_from: None,
+                year_to: None,
                 limit,
             };
             let hits = node.search_hits(q).await.map_err(cli_error)?;

@@ -509,6 +509,23 @@ async fn a_centre_offline_imports_its_export_and_a_reader_only_reads() {
     b.wait_for_text("#resultats", "Les écrans en famille")
         .await
         .unwrap();
+    // Age and year filters: a word is explained next to its field and not
+    // applied; a record without an age range is not for « 12 ans ».
+    b.goto(&format!("{url}/catalogue?q=ecrans&age=douze&depuis=2000"))
+        .await
+        .unwrap();
+    assert_eq!(
+        b.text("#f-age-erreur").await.unwrap(),
+        "« douze » n'est pas un âge : ce filtre n'est pas appliqué."
+    );
+    check_page(&b, "16b-filtre-invalide").await;
+    b.goto(&format!("{url}/catalogue?q=ecrans&age=12"))
+        .await
+        .unwrap();
+    b.wait_for_text("#resultats", "Aucune notice ne correspond.")
+        .await
+        .unwrap();
+    b.goto(&format!("{url}/catalogue?q=ecrans")).await.unwrap();
     b.click_text("Les écrans en famille").await.unwrap();
     let page = b.wait_for_text("body", "E-011").await.unwrap();
     assert!(!page.contains("Modifier la notice"), "{page}");

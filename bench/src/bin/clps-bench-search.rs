@@ -87,6 +87,9 @@ impl Case {
             public: self.public.clone(),
             centre: self.centre.clone(),
             available: false,
+            age: None,
+            year_from: None,
+            year_to: None,
             limit: LIMIT,
         }
     }

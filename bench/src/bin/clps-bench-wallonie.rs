@@ -1105,6 +1105,9 @@ fn search(db: &Path, n: usize, generator: &mut Generator) -> anyhow::Result<Vec<
             public: None,
             centre: None,
             available: false,
+            age: None,
+            year_from: None,
+            year_to: None,
             limit: 20,
         };
         let t = Instant::now();

@@ -506,6 +506,11 @@ pub struct Search {
     pub public: Option<String>,
     pub centre: Option<String>,
     pub available: bool,
+    /// Records whose age range includes this age.
+    pub age: Option<u8>,
+    /// Published from this year, up to that one (both included).
+    pub year_from: Option<u16>,
+    pub year_to: Option<u16>,
     /// 1-based.
     pub page: usize,
     pub per_page: usize,
@@ -611,6 +616,9 @@ impl Node {
             public: s.public,
             centre: s.centre,
             available: s.available,
+            age: s.age,
+            year_from: s.year_from,
+            year_to: s.year_to,
             limit: page * per_page + 1,
         };
         Ok(self
@@ -1037,3 +1045,78 @@ pub fn options(list: &vocab::CodeList) -> Vec<(String, String)> {
 
 /// Per-centre holdings keyed by centre, for views.
 pub type Holdings = BTreeMap<CentreId, Holding>;
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    async fn node() -> Node {
+        Node::in_memory(&CentreId::new("namur").unwrap(), 1_700_000_000, 11)
+            .await
+            .unwrap()
+    }
+
+    fn form(title: &str, year: &str, ages: (&str, &str)) -> RecordForm {
+        RecordForm {
+            title: title.into(),
+            doc_type: "outil_pedagogique".into(),
+            year: year.into(),
+            age_min: ages.0.into(),
+            age_max: ages.1.into(),
+            ..RecordForm::default()
+        }
+    }
+
+    async fn titles(node: &Node, search: Search) -> Vec<String> {
+        let page = node
+            .search(Search {
+                per_page: 20,
+                page: 1,
+                ..search
+            })
+            .await
+            .unwrap();
+        let mut titles: Vec<String> = page.hits.into_iter().map(|h| h.title).collect();
+        titles.sort();
+        titles
+    }
+
+    #[tokio::test]
+    async fn age_and_year_filters_keep_what_fits() {
+        let node = node().await;
+        for f in [
+            form("Jeu des petits", "2015", ("3", "6")),
+            form("Jeu des ados", "2021", ("12", "18")),
+            form("Jeu dès 10 ans", "2019", ("10", "")),
+            form("Jeu sans âge", "", ("", "")),
+        ] {
+            node.add_record(&f, None, None).await.unwrap();
+        }
+        let q = |age: Option<u8>, from: Option<u16>, to: Option<u16>| Search {
+            text: "jeu".into(),
+            age,
+            year_from: from,
+            year_to: to,
+            ..Search::default()
+        };
+        assert_eq!(
+            titles(&node, q(Some(12), None, None)).await,
+            ["Jeu des ados", "Jeu dès 10 ans"]
+        );
+        assert_eq!(
+            titles(&node, q(Some(5), None, None)).await,
+            ["Jeu des petits"]
+        );
+        assert_eq!(
+            titles(&node, q(None, Some(2016), None)).await,
+            ["Jeu des ados", "Jeu dès 10 ans"]
+        );
+        assert_eq!(
+            titles(&node, q(None, Some(2015), Some(2019))).await,
+            ["Jeu des petits", "Jeu dès 10 ans"]
+        );
+        assert_eq!(titles(&node, q(None, None, None)).await.len(), 4);
+    }
+}

@@ -20,8 +20,8 @@ use maud::{Markup, html};
 
 use super::pages::{self, Nav, Notice};
 use super::{Signed, Web, editor_form, error_page, expired_form, fr, page, require_editor};
-use crate::app::Node;
 use crate::app::accounts::Session;
+use crate::app::{ErrorKind, Node};
 use crate::import::{self, Decoded, ImportError, ImportReport, Preview};
 
 /// Uploads kept per node (the oldest finished ones go first).
@@ -280,12 +280,10 @@ pub(super) async fn start(
 }
 
 fn import_error(e: &ImportError) -> String {
-    match e {
-        ImportError::Store(s) if s.kind() == crate::app::ErrorKind::Unavailable => {
-            fr::unavailable().to_owned()
-        }
-        ImportError::Store(_) => "Le catalogue partagé a refusé l'import. Les lots de notices écrits avant l'incident restent dans le catalogue ; relancer le même fichier ne crée pas de doublon.".into(),
-        other => format!("{other}."),
+    match e.kind() {
+        ErrorKind::Unavailable => fr::unavailable().to_owned(),
+        ErrorKind::Invalid => format!("{e}."),
+        _ => "Le catalogue partagé a refusé l'import. Les lots de notices écrits avant l'incident restent dans le catalogue ; relancer le même fichier ne crée pas de doublon.".into(),
     }
 }
 

@@ -629,7 +629,38 @@ struct SearchParams {
     #[serde(default)]
     dispo: String,
     #[serde(default)]
+    age: String,
+    #[serde(default)]
+    depuis: String,
+    #[serde(default)]
+    jusque: String,
+    #[serde(default)]
     page: String,
+}
+
+/// A number filter of the search form: empty is no filter; anything else
+/// must be a whole number within `max`, or the field says why.
+fn number_filter<T: TryFrom<u64>>(
+    value: &str,
+    max: u64,
+    what: &str,
+    name: &'static str,
+    errors: &mut Vec<(&'static str, String)>,
+) -> Option<T> {
+    let value = value.trim();
+    if value.is_empty() {
+        return None;
+    }
+    match value.parse::<u64>() {
+        Ok(n) if n <= max => T::try_from(n).ok(),
+        _ => {
+            errors.push((
+                name,
+                format!("« {value} » n'est pas {what} : ce filtre n'est pas appliqué."),
+            ));
+            None
+        }
+    }
 }
 
 fn non_empty(s: &str) -> Option<String> {
@@ -642,7 +673,14 @@ async fn search(
     signed: Signed,
     Query(params): Query<SearchParams>,
 ) -> Response {
+    let mut errors = Vec::new();
+    let age = number_filter(&params.age, 120, "un âge", "age", &mut errors);
+    let year_from = number_filter(&params.depuis, 9999, "une année", "depuis", &mut errors);
+    let year_to = number_filter(&params.jusque, 9999, "une année", "jusque", &mut errors);
     let q = Search {
+        age,
+        year_from,
+        year_to,
         text: params.q.trim().to_owned(),
         doc_type: non_empty(&params.doc_type),
         theme: non_empty(&params.theme),
@@ -656,7 +694,14 @@ async fn search(
     match web.node.search(q).await {
         Ok(results) => page(
             StatusCode::OK,
-            pages::search(&web.node, &signed.session, &params, &results, &facets),
+            pages::search(
+                &web.node,
+                &signed.session,
+                &params,
+                &results,
+                &facets,
+                &errors,
+            ),
         ),
         Err(e) => error_page(
             status_of(e.kind()),

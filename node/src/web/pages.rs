@@ -413,8 +413,29 @@ pub fn search(
     p: &SearchParams,
     results: &SearchPage,
     facets: &Facets,
+    errors: &[(&'static str, String)],
 ) -> Markup {
     let v = vocab::get();
+    let error_of = |name: &str| {
+        errors
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, e)| e.as_str())
+    };
+    let number = |name: &'static str, id: &str, label: &str, value: &str, max: u32| {
+        let error = error_of(name);
+        let error_id = format!("{id}-erreur");
+        html! {
+            p {
+                label for=(id) { (label) }
+                input type="number" id=(id) name=(name) value=(value) min="0" max=(max) inputmode="numeric"
+                    aria-invalid=[error.map(|_| "true")] aria-describedby=[error.map(|_| error_id.as_str())];
+                @if let Some(e) = error {
+                    span class="field-error" id=(error_id) { (e) }
+                }
+            }
+        }
+    };
     let page_link = |page: usize| -> String {
         let pairs = [
             ("q", p.q.as_str()),
@@ -423,6 +444,9 @@ pub fn search(
             ("public", p.public.as_str()),
             ("centre", p.centre.as_str()),
             ("dispo", p.dispo.as_str()),
+            ("age", p.age.as_str()),
+            ("depuis", p.depuis.as_str()),
+            ("jusque", p.jusque.as_str()),
         ];
         let mut s = form_urlencoded::Serializer::new(String::new());
         for (k, val) in pairs {
@@ -476,6 +500,9 @@ pub fn search(
                             }
                         }
                     }
+                    (number("age", "f-age", "Âge du public", &p.age, 120))
+                    (number("depuis", "f-depuis", "Paru à partir de", &p.depuis, 9999))
+                    (number("jusque", "f-jusque", "Paru jusqu'en", &p.jusque, 9999))
                     p class="check" {
                         input type="checkbox" id="f-dispo" name="dispo" value="1" checked[p.dispo == "1"];
                         label for="f-dispo" { "Seulement ce qui est disponible" }
