@@ -373,9 +373,7 @@ fn catalogue_csv(centre: &str, n: usize, seed: u64) -> String {
 fn short_heads(docs: &serde_json::Value) -> String {
     // A digest of every document's heads: equal digests, equal documents.
     let text = docs.to_string();
-    let hash = text.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
-    });
+    let hash = clps_model::text::fnv1a(text.bytes());
     format!("{hash:016x}")
 }
 

@@ -14,6 +14,7 @@ pub mod seed_data;
 pub mod stats;
 pub mod survey_results;
 pub mod sync;
+pub mod text;
 pub mod vocab;
 
 pub use actor::{ActorError, CentreActor};

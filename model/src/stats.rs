@@ -8,6 +8,7 @@
 //! theme mentions (a request may name several themes); the other dimensions
 //! count requests.
 
+use crate::text::capitalise;
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
@@ -225,14 +226,6 @@ impl CrossTable {
 
     pub fn to_json(&self) -> String {
         serde_json::to_string_pretty(self).unwrap_or_default()
-    }
-}
-
-fn capitalise(s: &str) -> String {
-    let mut chars = s.chars();
-    match chars.next() {
-        Some(first) => first.to_uppercase().collect::<String>() + chars.as_str(),
-        None => String::new(),
     }
 }
 

@@ -27,21 +27,7 @@ th{background:#eef2f8}
 footer{margin-top:3rem;color:#666;font-size:.85rem}
 ";
 
-/// Escapes text for HTML element content and attribute values.
-pub fn escape_html(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
+pub use clps_model::text::escape_html;
 
 /// Escapes the characters Markdown would read as markup in running text.
 pub fn escape_markdown(text: &str) -> String {

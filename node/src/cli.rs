@@ -4,6 +4,7 @@
 //! storage actor and exits. Nothing is written before the input is validated,
 //! and every write is one transaction.
 
+use clps_model::text::capitalise;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 
@@ -1126,14 +1127,6 @@ fn french_field(key: &str) -> &str {
         "organisers" => "organisateurs",
         "participants" => "participants",
         other => other,
-    }
-}
-
-fn capitalise(s: &str) -> String {
-    let mut chars = s.chars();
-    match chars.next() {
-        Some(first) => first.to_uppercase().collect::<String>() + chars.as_str(),
-        None => String::new(),
     }
 }
 

@@ -133,11 +133,9 @@ fn split(cell: &str) -> Vec<String> {
 
 /// A stable number for a local id that is not numeric (FNV-1a).
 fn local_number(local: &str) -> u64 {
-    local.parse().unwrap_or_else(|_| {
-        local.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-            (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
-        })
-    })
+    local
+        .parse()
+        .unwrap_or_else(|_| clps_model::text::fnv1a(local.bytes()))
 }
 
 struct Columns(BTreeMap<String, usize>);

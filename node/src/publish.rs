@@ -44,9 +44,7 @@ fn slug(s: &str) -> String {
 /// The key a co-organised event shares across its organisers.
 pub fn event_key(start_date: &str, title: &str) -> String {
     let text = format!("{start_date}|{}", slug(title));
-    let hash = text.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
-    });
+    let hash = clps_model::text::fnv1a(text.bytes());
     format!("e{hash:016x}")
 }
 

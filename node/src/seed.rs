@@ -163,13 +163,7 @@ pub fn plan(options: &SeedOptions) -> Result<Plan, SeedError> {
         return Err(SeedError::BadScale(options.scale));
     }
     // Mix the centre into the seed so two centres seeded with the same N differ.
-    let centre_salt = options
-        .centre
-        .as_str()
-        .bytes()
-        .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-            (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
-        });
+    let centre_salt = clps_model::text::fnv1a(options.centre.as_str().bytes());
     let mut rng = ChaCha8Rng::seed_from_u64(options.seed ^ centre_salt);
 
     let communes = communes_of(&options.centre);

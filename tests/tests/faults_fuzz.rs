@@ -190,9 +190,7 @@ fn guarded(target: &str, input: &[u8], run: impl FnOnce(&[u8])) {
     INPUTS.fetch_add(1, Ordering::Relaxed);
     if catch_unwind(AssertUnwindSafe(|| run(input))).is_err() {
         CRASHES.fetch_add(1, Ordering::Relaxed);
-        let hash = input.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-            (h ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3)
-        });
+        let hash = clps_model::text::fnv1a(input.iter().copied());
         let dir = fixtures_dir();
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join(format!("crash-{target}-{hash:016x}.bin"));

@@ -6,6 +6,7 @@
 //! The small-cell rule applies to every per-centre figure (cells, row
 //! totals, centre totals, centre bars); network figures stay exact.
 
+use clps_model::text::capitalise;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
@@ -16,21 +17,7 @@ use super::ComputedFrom;
 use super::svg;
 use crate::stats_report::Report;
 
-/// HTML-escapes text for element content and quoted attributes.
-pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
+pub use clps_model::text::escape_html as escape;
 
 const STYLE: &str = "body{font-family:system-ui,'DejaVu Sans',sans-serif;margin:0;color:#1d2733;background:#f6f7f9}\
 header{background:#124e66;color:#fff;padding:12px 24px}header h1{margin:0;font-size:20px}\
@@ -445,14 +432,6 @@ fn comparison_html(merged: &MergedTable, small_cells: Option<u64>) -> String {
         merged.network.total
     );
     out
-}
-
-fn capitalise(s: &str) -> String {
-    let mut chars = s.chars();
-    match chars.next() {
-        Some(first) => first.to_uppercase().collect::<String>() + chars.as_str(),
-        None => String::new(),
-    }
 }
 
 /// Cross tables for one year and dimension: the network's (or one
