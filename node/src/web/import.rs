@@ -94,6 +94,14 @@ impl Jobs {
     }
 }
 
+/// The import `id` of the signed-in editor who sent it.
+fn own_job(web: &Web, signed: &Signed, id: &str) -> Result<Arc<Job>, Response> {
+    require_editor(signed)?;
+    web.imports
+        .get(id, &signed.session.staff.login)
+        .ok_or_else(|| gone(&signed.session))
+}
+
 fn gone(session: &Session) -> Response {
     error_page(
         StatusCode::NOT_FOUND,
@@ -217,15 +225,12 @@ pub(super) async fn show(
     signed: Signed,
     Path(id): Path<String>,
 ) -> Response {
-    if let Err(r) = require_editor(&signed) {
-        return r;
-    }
-    match web.imports.get(&id, &signed.session.staff.login) {
-        Some(job) => page(
+    match own_job(&web, &signed, &id) {
+        Ok(job) => page(
             StatusCode::OK,
             job_page(&web.node, &signed.session, &id, &job),
         ),
-        None => gone(&signed.session),
+        Err(r) => r,
     }
 }
 
@@ -238,8 +243,9 @@ pub(super) async fn start(
     if let Err(r) = editor_form(&signed, &body) {
         return r;
     }
-    let Some(job) = web.imports.get(&id, &signed.session.staff.login) else {
-        return gone(&signed.session);
+    let job = match own_job(&web, &signed, &id) {
+        Ok(job) => job,
+        Err(r) => return r,
     };
     if let Some(first) = job.preview.missing.first() {
         return error_page(
@@ -292,11 +298,9 @@ pub(super) async fn rejected(
     signed: Signed,
     Path(id): Path<String>,
 ) -> Response {
-    if let Err(r) = require_editor(&signed) {
-        return r;
-    }
-    let Some(job) = web.imports.get(&id, &signed.session.staff.login) else {
-        return gone(&signed.session);
+    let job = match own_job(&web, &signed, &id) {
+        Ok(job) => job,
+        Err(r) => return r,
     };
     let report = match &*job.state.lock().unwrap_or_else(|p| p.into_inner()) {
         JobState::Done(report) => report.clone(),
