@@ -237,8 +237,26 @@ pub fn publish(conn: &mut Connection) -> Result<usize, StoreError> {
     stats.set_figures(&diff)?;
     let mut am = std::mem::take(stats.automerge_mut());
     shared::store(&tx, &doc_id, &mut am, &before, true)?;
+    tx.execute(
+        "INSERT INTO meta (key, value) VALUES ('published_at', ?1)
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        [shared::now().to_string()],
+    )?;
     tx.commit()?;
     Ok(diff.len())
+}
+
+/// When the published figures last changed (seconds), if ever.
+pub fn last_published(conn: &Connection) -> Result<Option<i64>, StoreError> {
+    use rusqlite::OptionalExtension;
+    let value: Option<String> = conn
+        .query_row(
+            "SELECT value FROM meta WHERE key = 'published_at'",
+            [],
+            |r| r.get(0),
+        )
+        .optional()?;
+    Ok(value.and_then(|v| v.parse().ok()))
 }
 
 /// The node's own published figures, as the hub will read them.

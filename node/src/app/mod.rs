@@ -13,6 +13,8 @@
 
 pub mod accounts;
 pub mod catalogue;
+pub mod local;
+pub mod report;
 pub mod sync;
 
 use std::path::{Path, PathBuf};
