@@ -471,7 +471,7 @@ pub async fn run(store: &Store, command: AppuiCommand) -> Result<(), CliError> {
                     })
                 })
                 .await?;
-            println!("Rencontre enregistrée : {id}");
+            println!("Rencontre ajoutée : {id}");
         }
         AppuiCommand::Event(EventCommand::Minutes { scheme, id, file }) => {
             let text = read_file(&file)?;
@@ -482,7 +482,7 @@ pub async fn run(store: &Store, command: AppuiCommand) -> Result<(), CliError> {
                     })
                 })
                 .await?;
-            println!("Procès-verbal enregistré");
+            println!("Procès-verbal écrit");
         }
         AppuiCommand::Event(EventCommand::List { scheme }) => {
             let events = store
@@ -551,7 +551,7 @@ async fn add_service(store: &Store, args: ServiceArgs) -> Result<(), CliError> {
         })
         .await?;
     println!(
-        "Entrée « {} » enregistrée [{}] ; répertoriée par : {}",
+        "Entrée « {} » ajoutée [{}] ; répertoriée par : {}",
         entry.name,
         entry.key,
         names(&entry.listed_by)

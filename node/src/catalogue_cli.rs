@@ -349,7 +349,7 @@ pub async fn run(node: &Node, command: CatalogueCommand) -> Result<(), CliError>
             node.set_holding(id.as_str(), holding, None)
                 .await
                 .map_err(cli_error)?;
-            println!("Exemplaires du centre enregistrés pour {id}");
+            println!("Exemplaires du centre mis à jour pour {id}");
         }
         CatalogueCommand::Review {
             id,
@@ -367,7 +367,7 @@ pub async fn run(node: &Node, command: CatalogueCommand) -> Result<(), CliError>
             node.set_review(id.as_str(), role, review, None)
                 .await
                 .map_err(cli_error)?;
-            println!("Avis enregistré pour {id}");
+            println!("Avis mis à jour pour {id}");
         }
         CatalogueCommand::Conflicts => {
             let conflicts = node.conflicts().await.map_err(cli_error)?;

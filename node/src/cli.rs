@@ -1008,7 +1008,7 @@ async fn crud<F: Fields>(data: &std::path::Path, action: Crud<F>) -> Result<(), 
                     Ok(id)
                 })
                 .await?;
-            println!("{} n° {id} enregistré(e)", capitalise(label));
+            println!("{} n° {id} ajouté(e)", capitalise(label));
         }
         Crud::Edit { id, fields } => {
             store
@@ -1180,7 +1180,7 @@ async fn run_seed(
     );
     bar.inc(1);
     if !interactive {
-        eprintln!("lot 1/{steps} enregistré (organisations et contacts)");
+        eprintln!("lot 1/{steps} écrit (organisations et contacts)");
     }
     for month in 0..plan.months.len() {
         bar.set_message(format!("mois {:02}/{year}", month + 1));
@@ -1196,11 +1196,7 @@ async fn run_seed(
             .await?;
         bar.inc(1);
         if !interactive {
-            eprintln!(
-                "lot {}/{steps} enregistré (mois {:02})",
-                month + 2,
-                month + 1
-            );
+            eprintln!("lot {}/{steps} écrit (mois {:02})", month + 2, month + 1);
         }
     }
     bar.finish_and_clear();

@@ -464,12 +464,12 @@ fn print_outcome(o: &survey::AnswerOutcome) {
     };
     if o.replaced {
         println!(
-            "Réponse de « {} » remplacée (une seule réponse par organisation) — questionnaire version {}, enregistrée {place}",
+            "Réponse de « {} » remplacée (une seule réponse par organisation) — questionnaire version {}, gardée {place}",
             o.respondent.name, o.version
         );
     } else {
         println!(
-            "Réponse de « {} » enregistrée {place} — questionnaire version {}",
+            "Réponse de « {} » ajoutée {place} — questionnaire version {}",
             o.respondent.name, o.version
         );
     }

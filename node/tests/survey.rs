@@ -158,7 +158,7 @@ fn a_centre_runs_a_survey_from_the_command_line() {
             dir.path().join("a.json").to_str().unwrap(),
         ],
     );
-    assert!(out.contains("Réponse de « Chimay » enregistrée"), "{out}");
+    assert!(out.contains("Réponse de « Chimay » ajoutée"), "{out}");
     // Interactive, in French: Thuin answers, then re-answers (replaced).
     let out = ok_in(
         &data,

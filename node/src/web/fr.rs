@@ -7,6 +7,7 @@ use clps_model::docs::catalogue::{Availability, ReviewerRole};
 use crate::app::ErrorKind;
 use crate::app::accounts::{AccountError, Role};
 use crate::app::catalogue::{CatalogueError, Field, FieldError, Problem};
+use crate::app::local;
 use crate::app::sync::SyncError;
 
 pub fn field_label(field: Field) -> &'static str {
@@ -212,6 +213,97 @@ pub fn date_time(unix: i64) -> String {
     }
 }
 
+/// « 15/03/2021 » for an ISO date; anything else as it is.
+pub fn date(iso: &str) -> String {
+    match (iso.get(0..4), iso.get(5..7), iso.get(8..10)) {
+        (Some(y), Some(m), Some(d)) if iso.len() == 10 => format!("{d}/{m}/{y}"),
+        _ => iso.to_owned(),
+    }
+}
+
+/// Today's date in Brussels, ISO (for date fields).
+pub fn today(unix: i64) -> String {
+    match time::OffsetDateTime::from_unix_timestamp(unix + brussels_offset(unix)) {
+        Ok(t) => format!("{:04}-{:02}-{:02}", t.year(), u8::from(t.month()), t.day()),
+        Err(_) => String::new(),
+    }
+}
+
+/// The year of today in Brussels.
+pub fn this_year(unix: i64) -> i32 {
+    today(unix)
+        .get(0..4)
+        .and_then(|y| y.parse().ok())
+        .unwrap_or(2026)
+}
+
+pub const MONTHS: [&str; 12] = [
+    "janvier",
+    "février",
+    "mars",
+    "avril",
+    "mai",
+    "juin",
+    "juillet",
+    "août",
+    "septembre",
+    "octobre",
+    "novembre",
+    "décembre",
+];
+
+/// One sentence for a problem of a demande, organisation or person field.
+pub fn local_problem(e: &local::FieldError) -> String {
+    use local::Problem;
+    match &e.problem {
+        Problem::Required => match e.field {
+            local::Field::Themes => "Cochez au moins une thématique.".into(),
+            _ => "Ce champ est obligatoire.".into(),
+        },
+        Problem::UnknownCode(v) => format!("« {v} » n'est pas un choix de la liste."),
+        Problem::BadDate(v) => {
+            format!("« {v} » n'est pas une date : écrivez-la comme 15/03/2021.")
+        }
+        Problem::TooLong { max } => format!("Pas plus de {max} caractères."),
+        Problem::BadEmail(v) => format!("« {v} » n'est pas une adresse e-mail."),
+        Problem::NeedsFullName(v) => format!(
+            "« {v} » : pour une nouvelle personne, écrivez le prénom puis le nom (par exemple « Marie Dubois »)."
+        ),
+        Problem::Ambiguous(v) => format!(
+            "Plusieurs fiches s'appellent « {v} » : choisissez dans la liste celle qui porte le bon numéro."
+        ),
+        Problem::DateOrder => "La fin de la période précède son début.".into(),
+        Problem::NoSuchOrganisation(v) => format!(
+            "Aucune organisation ne s'appelle « {v} » : choisissez-la dans la liste ou ajoutez-la d'abord dans Contacts."
+        ),
+    }
+}
+
+/// A failure of an operation on the centre's own records, for staff.
+pub fn local_error(e: &local::LocalError) -> String {
+    match e {
+        local::LocalError::NotFound(kind, _) => match kind {
+            crate::records::Kind::Organisation => {
+                "Cette organisation n'existe pas (ou plus).".into()
+            }
+            crate::records::Kind::Person => "Cette personne n'existe pas (ou plus).".into(),
+            crate::records::Kind::Request => "Cette demande n'existe pas (ou plus).".into(),
+            _ => "Cette fiche n'existe pas (ou plus).".into(),
+        },
+        local::LocalError::Invalid(errors) => match errors.as_slice() {
+            [one] => local_problem(one),
+            _ => format!(
+                "{} sont à corriger : rien n'a été écrit.",
+                count(errors.len() as i64, "champ", "champs")
+            ),
+        },
+        local::LocalError::Store(s) => match s.kind() {
+            ErrorKind::Unavailable => unavailable().into(),
+            _ => unavailable().into(),
+        },
+    }
+}
+
 /// « 0 modification », « 1 modification », « 3 modifications » (in French
 /// zero takes the singular).
 pub fn count(n: impl Into<i64>, one: &str, many: &str) -> String {
@@ -233,6 +325,9 @@ mod tests {
         assert_eq!(date_time(1_796_195_700), "02/12/2026 à 08:15");
         // 2026-07-01 10:00 UTC is 12:00 in summer.
         assert_eq!(date_time(1_782_900_000), "01/07/2026 à 12:00");
+        assert_eq!(date("2021-03-15"), "15/03/2021");
+        // 2026-12-31 23:30 UTC is already 2027 in Brussels.
+        assert_eq!(today(1_798_759_800), "2027-01-01");
     }
 
     #[test]

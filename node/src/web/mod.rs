@@ -18,6 +18,8 @@
 pub(crate) mod fr;
 mod import;
 mod pages;
+mod records;
+mod report;
 mod tls;
 
 use std::net::SocketAddr;
@@ -179,6 +181,53 @@ fn router(state: Web) -> Router {
         )
         .route("/import/{job}", get(import::show).post(import::start))
         .route("/import/{job}/rejets.csv", get(import::rejected))
+        .route(
+            "/demandes",
+            get(records::requests).post(records::create_request),
+        )
+        .route("/demandes/nouvelle", get(records::new_request))
+        .route(
+            "/demandes/{id}",
+            get(records::request).post(records::save_request),
+        )
+        .route(
+            "/demandes/{id}/supprimer",
+            get(records::confirm_delete_request).post(records::delete_request),
+        )
+        .route(
+            "/organisations",
+            get(records::organisations).post(records::create_organisation),
+        )
+        .route("/organisations/nouvelle", get(records::new_organisation))
+        .route(
+            "/organisations/{id}",
+            get(records::organisation).post(records::save_organisation),
+        )
+        .route(
+            "/organisations/{id}/supprimer",
+            get(records::confirm_delete_organisation).post(records::delete_organisation),
+        )
+        .route(
+            "/personnes",
+            get(records::persons).post(records::create_person),
+        )
+        .route("/personnes/nouvelle", get(records::new_person))
+        .route(
+            "/personnes/{id}",
+            get(records::person).post(records::save_person),
+        )
+        .route("/personnes/{id}/export.json", get(records::export_person))
+        .route(
+            "/personnes/{id}/effacer",
+            get(records::confirm_erase_person).post(records::erase_person),
+        )
+        .route(
+            "/personnes/{id}/supprimer",
+            get(records::confirm_delete_person).post(records::delete_person),
+        )
+        .route("/rapport", get(report::report))
+        .route("/rapport/{year}/{file}", get(report::download))
+        .route("/publication", get(report::publication))
         .route("/synchronisation", get(sync_page).post(sync_now))
         .route("/comptes", get(accounts).post(add_account))
         .route("/comptes/{login}/etat", post(account_state))

@@ -27,6 +27,9 @@ pub(super) enum Nav {
     Catalogue,
     Import,
     Duplicates,
+    Requests,
+    Contacts,
+    Report,
     Sync,
     Accounts,
     Journal,
@@ -37,7 +40,13 @@ pub(super) fn csrf(session: &Session) -> Markup {
     html! { input type="hidden" name="csrf" value=(session.csrf); }
 }
 
-fn layout(node: &Node, session: Option<&Session>, title: &str, nav: Nav, body: Markup) -> Markup {
+pub(super) fn layout(
+    node: &Node,
+    session: Option<&Session>,
+    title: &str,
+    nav: Nav,
+    body: Markup,
+) -> Markup {
     layout_refreshing(node, session, title, nav, None, body)
 }
 
@@ -77,6 +86,9 @@ pub(super) fn layout_refreshing(
                                 (item("/", "Accueil", nav == Nav::Home))
                                 (item("/catalogue", "Outilthèque", nav == Nav::Catalogue))
                                 (item("/doublons", "Doublons", nav == Nav::Duplicates))
+                                (item("/demandes", "Demandes", nav == Nav::Requests))
+                                (item("/organisations", "Contacts", nav == Nav::Contacts))
+                                (item("/rapport", "Rapport d'activité", nav == Nav::Report))
                                 @if s.staff.role.can_edit() {
                                     (item("/import", "Import", nav == Nav::Import))
                                 }
