@@ -16,6 +16,7 @@ pub mod procs;
 pub mod proxy;
 
 pub mod seeded;
+pub mod staff_web;
 
 use std::path::{Path, PathBuf};
 

@@ -940,6 +940,11 @@ fn person_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<PersonRow> {
     })
 }
 
+/// How names sort for people: accents and case aside (« École » with E).
+fn sort_key(name: &str) -> String {
+    clps_model::docs::normalize::fold(name)
+}
+
 /// `%text%` for LIKE, with its wildcards escaped.
 fn like(text: &str) -> String {
     let escaped: String = text
@@ -991,12 +996,13 @@ impl Node {
             .store()
             .call(move |c| {
                 let mut stmt = c.prepare_cached(&format!(
-                    "{ORGANISATION_ROW} WHERE o.name LIKE ?1 ESCAPE '\\' OR o.commune LIKE ?1 ESCAPE '\\'
-                     ORDER BY o.name COLLATE NOCASE LIMIT ?2"
+                    "{ORGANISATION_ROW} WHERE o.name LIKE ?1 ESCAPE '\\' OR o.commune LIKE ?1 ESCAPE '\\'"
                 ))?;
-                let rows = stmt
-                    .query_map(params![pattern, limit as i64], organisation_row)?
+                let mut rows: Vec<OrganisationRow> = stmt
+                    .query_map(params![pattern], organisation_row)?
                     .collect::<rusqlite::Result<_>>()?;
+                rows.sort_by_cached_key(|o| sort_key(&o.name));
+                rows.truncate(limit);
                 Ok(rows)
             })
             .await?)
@@ -1094,12 +1100,13 @@ impl Node {
                     "{PERSON_ROW} WHERE (p.first_name || ' ' || p.last_name LIKE ?1 ESCAPE '\\'
                         OR p.last_name || ' ' || p.first_name LIKE ?1 ESCAPE '\\'
                         OR coalesce(p.email, '') LIKE ?1 ESCAPE '\\' OR coalesce(o.name, '') LIKE ?1 ESCAPE '\\')
-                       AND (?2 IS NULL OR p.organisation_id = ?2)
-                     ORDER BY p.last_name COLLATE NOCASE, p.first_name COLLATE NOCASE LIMIT ?3"
+                       AND (?2 IS NULL OR p.organisation_id = ?2)"
                 ))?;
-                let rows = stmt
-                    .query_map(params![pattern, organisation, limit as i64], person_row)?
+                let mut rows: Vec<PersonRow> = stmt
+                    .query_map(params![pattern, organisation], person_row)?
                     .collect::<rusqlite::Result<_>>()?;
+                rows.sort_by_cached_key(|p| (sort_key(&p.last_name), sort_key(&p.first_name)));
+                rows.truncate(limit);
                 Ok(rows)
             })
             .await?)

@@ -244,23 +244,6 @@ fn request_page(web: &Web, signed: &Signed, p: RequestPage<'_>) -> Markup {
                         (field_error(Field::Date, e))
                     }
                     (codes(Field::ServiceType, "Type de service", &v.service_types, &f.service_type, e, p.id.is_none()))
-                    (codes(Field::Sector, "Secteur du demandeur", &v.requester_sectors, &f.sector, e, false))
-                    (codes(Field::Profession, "Profession du demandeur", &v.requester_professions, &f.profession, e, false))
-                    (codes(Field::ContactMode, "Mode de contact", &v.contact_modes, &f.contact_mode, e, false))
-                }
-                fieldset class={ "themes" @if error_of(e, Field::Themes).is_some() { " invalid" } }
-                    aria-describedby=[described(Field::Themes, e, false)] {
-                    legend { "Thématiques (une ou plusieurs)" }
-                    @for c in &v.themes.0 {
-                        span class="choice" {
-                            input type="checkbox" name="themes" id={ "theme-" (c.code) } value=(c.code)
-                                checked[f.themes.contains(&c.code)];
-                            label for={ "theme-" (c.code) } { (c.label) }
-                        }
-                    }
-                    (field_error(Field::Themes, e))
-                }
-                div class="grid" {
                     p class=(wrap(Field::Organisation, e)) {
                         label for="organisation" { "Organisation" }
                         input type="text" id="organisation" name="organisation" value=(f.organisation)
@@ -279,6 +262,21 @@ fn request_page(web: &Web, signed: &Signed, p: RequestPage<'_>) -> Markup {
                         span class="hint" id="personne-aide" { "Prénom et nom ; facultatif." }
                         (field_error(Field::Person, e))
                     }
+                    (codes(Field::Sector, "Secteur du demandeur", &v.requester_sectors, &f.sector, e, false))
+                    (codes(Field::Profession, "Profession du demandeur", &v.requester_professions, &f.profession, e, false))
+                    (codes(Field::ContactMode, "Mode de contact", &v.contact_modes, &f.contact_mode, e, false))
+                }
+                fieldset class={ "themes" @if error_of(e, Field::Themes).is_some() { " invalid" } }
+                    aria-describedby=[described(Field::Themes, e, false)] {
+                    legend { "Thématiques (une ou plusieurs)" }
+                    @for c in &v.themes.0 {
+                        span class="choice" {
+                            input type="checkbox" name="themes" id={ "theme-" (c.code) } value=(c.code)
+                                checked[f.themes.contains(&c.code)];
+                            label for={ "theme-" (c.code) } { (c.label) }
+                        }
+                    }
+                    (field_error(Field::Themes, e))
                 }
                 p class=(wrap(Field::Note, e)) {
                     label for="note" { "Note (reste au centre)" }
@@ -288,9 +286,12 @@ fn request_page(web: &Web, signed: &Signed, p: RequestPage<'_>) -> Markup {
                 }
                 (datalists(p.choices))
                 @if can_edit {
+                    @if p.id.is_none() {
+                        p class="hint" { "Au clavier : Tab passe d'un champ à l'autre, une lettre choisit dans une liste, Espace coche une thématique ; Entrée dans un champ de texte (ou Alt+N) enregistre et ouvre la suivante." }
+                    }
                     p class="actions" {
                         @if p.id.is_none() {
-                            button type="submit" name="suite" value="nouvelle" { "Enregistrer et nouvelle" }
+                            button type="submit" name="suite" value="nouvelle" accesskey="n" { "Enregistrer et nouvelle" }
                             " "
                             button type="submit" name="suite" value="liste" class="secondary" { "Enregistrer" }
                         } @else {
@@ -1124,16 +1125,16 @@ pub(super) async fn persons(State(web): State<Web>, signed: Signed, q: Params) -
     let notice_ = match param(&q, "fait") {
         "supprimee" => Some(Notice::Done("Personne supprimée.".into())),
         "effacee" => Some(Notice::Done(format!(
-            "Personne effacée à sa demande : son nom, son e-mail et son téléphone ne sont plus sur le nœud ; {} gardée(s) sans nom, {} vidée(s).",
+            "Personne effacée à sa demande : son nom, son e-mail et son téléphone ne sont plus sur le nœud ; {}, {}.",
             fr::count(
                 param(&q, "gardees").parse::<i64>().unwrap_or(0),
-                "demande",
-                "demandes"
+                "demande gardée sans nom",
+                "demandes gardées sans nom"
             ),
             fr::count(
                 param(&q, "notes").parse::<i64>().unwrap_or(0),
-                "note",
-                "notes"
+                "note vidée",
+                "notes vidées"
             ),
         ))),
         _ => None,
