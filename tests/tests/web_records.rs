@@ -223,12 +223,17 @@ async fn a_centre_records_its_demandes_and_reads_its_activity_report() {
         let p: Vec<&str> = today.split('/').collect();
         format!("{}-{}-{}", p[2], p[1], p[0])
     };
-    b.goto(&format!(
-        "{url}/demandes?du={iso}&au={iso}&service=diffusion"
-    ))
-    .await
-    .unwrap();
-    let page = b.wait_for_text("main", "1 demande").await.unwrap();
+    b.fill("#du", &today).await.unwrap();
+    b.fill("#au", &today).await.unwrap();
+    b.client
+        .find(Locator::Css("select#service"))
+        .await
+        .unwrap()
+        .select_by_value("diffusion")
+        .await
+        .unwrap();
+    b.click_text("Filtrer").await.unwrap();
+    let page = b.wait_for_text("main", "1 demande\n").await.unwrap();
     assert!(page.contains("Lycée provincial des Canaris"), "{page}");
     // A wrong filter is said next to its field and left out.
     b.goto(&format!("{url}/demandes?du=31/02/2021"))
@@ -251,6 +256,14 @@ async fn a_centre_records_its_demandes_and_reads_its_activity_report() {
     let charts = b.client.find_all(Locator::Css("svg.chart")).await.unwrap();
     assert!(charts.len() >= 4, "{} charts", charts.len());
     check_page(&b, "24-rapport-annee").await;
+    b.client
+        .execute(
+            "document.querySelector('table.report').scrollIntoView()",
+            vec![],
+        )
+        .await
+        .unwrap();
+    b.screenshot("24b-rapport-tableau").await.unwrap();
     let session = b.cookie("clps_session").await.unwrap();
     let cookie = format!("clps_session={session}");
     let (status, csv) = http(

@@ -252,6 +252,12 @@ pub const MONTHS: [&str; 12] = [
     "décembre",
 ];
 
+/// Month abbreviations as French typography writes them.
+pub const MONTHS_SHORT: [&str; 12] = [
+    "janv.", "févr.", "mars", "avr.", "mai", "juin", "juil.", "août", "sept.", "oct.", "nov.",
+    "déc.",
+];
+
 /// One sentence for a problem of a demande, organisation or person field.
 pub fn local_problem(e: &local::FieldError) -> String {
     use local::Problem;

@@ -141,6 +141,15 @@ fn filter_codes(name: &str, label: &str, list: &vocab::CodeList, current: &str) 
     }
 }
 
+/// A date as staff write it (« 02/12/2026 »), or the text as typed when it
+/// is no date (so the person sees what to correct).
+fn shown_date(text: &str) -> String {
+    match local::parse_date(text) {
+        Some(iso) => fr::date(&iso),
+        None => text.to_owned(),
+    }
+}
+
 fn labels(list: List, codes: &[String]) -> String {
     codes
         .iter()
@@ -239,7 +248,8 @@ fn request_page(web: &Web, signed: &Signed, p: RequestPage<'_>) -> Markup {
                 div class="grid" {
                     p class=(wrap(Field::Date, e)) {
                         label for="date" { "Date" }
-                        input type="date" id="date" name="date" value=(f.date) required
+                        input type="text" id="date" name="date" value=(shown_date(&f.date)) required
+                            size="10" placeholder="jj/mm/aaaa" autocomplete="off"
                             aria-invalid=[invalid(Field::Date, e)] aria-describedby=[described(Field::Date, e, false)];
                         (field_error(Field::Date, e))
                     }
@@ -644,7 +654,8 @@ fn requests_page(
         html! {
             p class=(wrap(field, errors)) {
                 label for=(name) { (label) }
-                input type="date" id=(name) name=(name) value=(param(q, name))
+                input type="text" id=(name) name=(name) value=(shown_date(param(q, name)))
+                    size="10" placeholder="jj/mm/aaaa" autocomplete="off"
                     aria-invalid=[invalid(field, errors)] aria-describedby=[described(field, errors, false)];
                 @if let Some(e) = error_of(errors, field) {
                     span class="field-error" id=(error_id(field)) { (fr::local_problem(e)) " Ce filtre n'est pas appliqué." }

@@ -240,7 +240,7 @@ fn month_chart(r: &Report) -> Markup {
                 @let x = i as u64 * slot + 8;
                 rect class="bar" x=(x) y=(top + plot - bar_h) width=(slot - 16) height=(bar_h) fill="#2f6f9f" {}
                 text x=(x + (slot - 16) / 2) y=(top + plot - bar_h - 4) text-anchor="middle" font-size="12" { (n) }
-                text x=(x + (slot - 16) / 2) y=(h - 10) text-anchor="middle" font-size="12" { (short(fr::MONTHS[i], 5)) }
+                text x=(x + (slot - 16) / 2) y=(h - 10) text-anchor="middle" font-size="12" { (fr::MONTHS_SHORT[i]) }
             }
         }
     }
@@ -248,6 +248,7 @@ fn month_chart(r: &Report) -> Markup {
 
 fn grid_table(g: &Grid, year: i32) -> Markup {
     html! {
+        div class="table-scroll" tabindex="0" role="region" aria-label=(g.title) {
         table class="report" {
             caption { (g.title) " — " span class="hint" { (g.unit) } }
             thead {
@@ -270,6 +271,7 @@ fn grid_table(g: &Grid, year: i32) -> Markup {
                     @for n in &g.totals { td class="num" { (n) } }
                 }
             }
+        }
         }
         p class="downloads noprint" {
             "Télécharger : "
