@@ -243,6 +243,57 @@ async fn a_centre_records_its_demandes_and_reads_its_activity_report() {
     assert!(err.contains("n'est pas une date"), "{err}");
     b.wait_for_text("main", "787 demandes").await.unwrap();
 
+    // A training co-organised with Namur, and an accompaniment.
+    b.click_text("Activités").await.unwrap();
+    b.wait_for_text("main", "0 accompagnement").await.unwrap();
+    check_page(&b, "31-accompagnements").await;
+    b.click_text("Formations, ateliers, concertations")
+        .await
+        .unwrap();
+    b.click_text("Nouvel événement").await.unwrap();
+    b.wait_for_text("h1", "Nouvel événement").await.unwrap();
+    select("#genre", "formation").await;
+    b.fill("#titre", "Formation EVRAS des Canaris")
+        .await
+        .unwrap();
+    b.click("#centre-namur").await.unwrap();
+    b.fill("#participants_enseignant_directeur", "douze")
+        .await
+        .unwrap();
+    b.click_text("Ajouter l'événement").await.unwrap();
+    b.wait_for_text("#participants-erreur", "n'est pas un nombre de personnes")
+        .await
+        .unwrap();
+    check_page(&b, "32-evenement-erreur").await;
+    b.fill("#participants_enseignant_directeur", "12")
+        .await
+        .unwrap();
+    b.fill("#participants_travailleur_social", "3")
+        .await
+        .unwrap();
+    b.click_text("Ajouter l'événement").await.unwrap();
+    b.wait_for_text("main", "Événement ajouté").await.unwrap();
+    b.click_text("Retour à la liste").await.unwrap();
+    let page = b.wait_for_text("main", "1 événement").await.unwrap();
+    assert!(page.contains("15 participants"), "{page}");
+    assert!(page.contains("CLPS-CT, CLPS-Namur"), "{page}");
+    check_page(&b, "33-evenements").await;
+    b.goto(&format!("{url}/accompagnements/nouveau"))
+        .await
+        .unwrap();
+    b.fill("#titre", "Projet EVRAS en 5e").await.unwrap();
+    select("#dispositif", "evras").await;
+    b.fill("#organisation", "École communale des Canaris")
+        .await
+        .unwrap();
+    b.click("#themes-evras").await.unwrap();
+    b.click("#axes-capacites_agir").await.unwrap();
+    check_page(&b, "34-accompagnement").await;
+    b.click_text("Ajouter l'accompagnement").await.unwrap();
+    b.wait_for_text("main", "Accompagnement ajouté")
+        .await
+        .unwrap();
+
     // This year's report counts both; CSV and XLSX equal `clps-node stats`.
     let year = &iso[..4];
     b.click_text("Rapport d'activité").await.unwrap();
@@ -252,7 +303,20 @@ async fn a_centre_records_its_demandes_and_reads_its_activity_report() {
         .unwrap();
     assert!(page.contains(year));
     let main = b.text("main").await.unwrap();
-    assert!(main.contains("2 demandes"), "{main}");
+    assert!(
+        main.contains("2 demandes")
+            && main.contains("1 accompagnement")
+            && main.contains("1 formation, atelier ou concertation"),
+        "{main}"
+    );
+    let participants = b
+        .text("#t-participants + svg, section[aria-labelledby=t-participants]")
+        .await
+        .unwrap();
+    assert!(
+        participants.contains("12") && participants.contains("15"),
+        "{participants}"
+    );
     let charts = b.client.find_all(Locator::Css("svg.chart")).await.unwrap();
     assert!(charts.len() >= 4, "{} charts", charts.len());
     check_page(&b, "24-rapport-annee").await;

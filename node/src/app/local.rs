@@ -40,6 +40,13 @@ pub enum Field {
     Phone,
     From,
     To,
+    Title,
+    Scheme,
+    Axes,
+    Kind,
+    EndDate,
+    Organisers,
+    Participants,
 }
 
 impl Field {
@@ -64,6 +71,13 @@ impl Field {
             Field::Phone => "telephone",
             Field::From => "du",
             Field::To => "au",
+            Field::Title => "titre",
+            Field::Scheme => "dispositif",
+            Field::Axes => "axes",
+            Field::Kind => "genre",
+            Field::EndDate => "fin",
+            Field::Organisers => "organisateurs",
+            Field::Participants => "participants",
         }
     }
 }
@@ -85,6 +99,8 @@ pub enum Problem {
     DateOrder,
     /// No organisation has this name.
     NoSuchOrganisation(String),
+    /// Not a whole number of people.
+    NotACount(String),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -1298,6 +1314,450 @@ impl Node {
     }
 }
 
+// ---- Accompaniments and events ------------------------------------------
+
+/// The accompaniment form, as typed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AccompanimentForm {
+    pub title: String,
+    pub scheme: String,
+    pub commune: String,
+    pub start_date: String,
+    pub themes: Vec<String>,
+    pub axes: Vec<String>,
+    pub organisation: String,
+    pub note: String,
+}
+
+fn codes_of_list(
+    field: Field,
+    list: List,
+    values: &[String],
+    errors: &mut Vec<FieldError>,
+) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for v in values {
+        let v = v.trim();
+        if v.is_empty() || out.iter().any(|x| x == v) {
+            continue;
+        }
+        if !list.codes().contains(v) {
+            errors.push(FieldError {
+                field,
+                problem: Problem::UnknownCode(v.to_owned()),
+            });
+        }
+        out.push(v.to_owned());
+    }
+    out
+}
+
+impl AccompanimentForm {
+    fn check(&self) -> Result<(records::Accompaniment, String), Vec<FieldError>> {
+        let mut errors = Vec::new();
+        let title = required(Field::Title, &self.title, &mut errors);
+        let title = bounded(Field::Title, &title, MAX_NAME, &mut errors);
+        let scheme = self.scheme.trim().to_owned();
+        if scheme.is_empty() {
+            errors.push(FieldError {
+                field: Field::Scheme,
+                problem: Problem::Required,
+            });
+        } else if !vocab::SCHEMES.contains(&scheme.as_str()) {
+            errors.push(FieldError {
+                field: Field::Scheme,
+                problem: Problem::UnknownCode(scheme.clone()),
+            });
+        }
+        let commune = bounded(Field::Commune, &self.commune, MAX_NAME, &mut errors);
+        let start_date = date(Field::Date, &self.start_date, &mut errors);
+        let themes = codes_of_list(Field::Themes, List::Theme, &self.themes, &mut errors);
+        let axes = codes_of_list(Field::Axes, List::Axis, &self.axes, &mut errors);
+        let organisation = bounded(
+            Field::Organisation,
+            &self.organisation,
+            MAX_NAME,
+            &mut errors,
+        );
+        let note = bounded(Field::Note, &self.note, MAX_TEXT, &mut errors);
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        Ok((
+            records::Accompaniment {
+                id: 0,
+                title,
+                scheme,
+                commune,
+                start_date,
+                themes,
+                axes,
+                organisation_id: None,
+                note,
+            },
+            organisation,
+        ))
+    }
+}
+
+/// The event form, as typed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EventForm {
+    pub kind: String,
+    pub title: String,
+    pub start_date: String,
+    pub end_date: String,
+    /// Ids of the organising centres (this centre among them).
+    pub centres: Vec<String>,
+    /// Other organisers (partners), one per line; they stay at the centre.
+    pub partners: String,
+    /// Participants per profession code, as typed.
+    pub participants: Vec<(String, String)>,
+}
+
+impl EventForm {
+    fn check(&self) -> Result<records::Event, Vec<FieldError>> {
+        let mut errors = Vec::new();
+        let kind = self.kind.trim().to_owned();
+        if kind.is_empty() {
+            errors.push(FieldError {
+                field: Field::Kind,
+                problem: Problem::Required,
+            });
+        } else if !records::EVENT_KINDS.contains(&kind.as_str()) {
+            errors.push(FieldError {
+                field: Field::Kind,
+                problem: Problem::UnknownCode(kind.clone()),
+            });
+        }
+        let title = required(Field::Title, &self.title, &mut errors);
+        let title = bounded(Field::Title, &title, MAX_NAME, &mut errors);
+        let start_date = date(Field::Date, &self.start_date, &mut errors);
+        let end_date = if self.end_date.trim().is_empty() {
+            start_date.clone()
+        } else {
+            date(Field::EndDate, &self.end_date, &mut errors)
+        };
+        if !start_date.is_empty() && !end_date.is_empty() && end_date < start_date {
+            errors.push(FieldError {
+                field: Field::EndDate,
+                problem: Problem::DateOrder,
+            });
+        }
+        let mut organisers: Vec<String> = Vec::new();
+        for c in &self.centres {
+            match clps_model::CentreId::new(c.trim()) {
+                Ok(id) if !organisers.contains(&id.to_string()) => organisers.push(id.to_string()),
+                Ok(_) => {}
+                Err(_) => errors.push(FieldError {
+                    field: Field::Organisers,
+                    problem: Problem::UnknownCode(c.clone()),
+                }),
+            }
+        }
+        let partners = bounded(Field::Organisers, &self.partners, MAX_TEXT, &mut errors);
+        for p in partners.lines().map(str::trim).filter(|p| !p.is_empty()) {
+            if !organisers.iter().any(|o| o == p) {
+                organisers.push(p.to_owned());
+            }
+        }
+        if organisers.is_empty() {
+            errors.push(FieldError {
+                field: Field::Organisers,
+                problem: Problem::Required,
+            });
+        }
+        let mut participants = Vec::new();
+        for (profession, n) in &self.participants {
+            let n = n.trim();
+            if n.is_empty() {
+                continue;
+            }
+            if !List::Profession.codes().contains(profession) {
+                errors.push(FieldError {
+                    field: Field::Participants,
+                    problem: Problem::UnknownCode(profession.clone()),
+                });
+                continue;
+            }
+            match n.parse::<u32>() {
+                Ok(0) => {}
+                Ok(k) => participants.push((profession.clone(), i64::from(k))),
+                Err(_) => errors.push(FieldError {
+                    field: Field::Participants,
+                    problem: Problem::NotACount(n.to_owned()),
+                }),
+            }
+        }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        Ok(records::Event {
+            id: 0,
+            kind,
+            title,
+            start_date,
+            end_date,
+            organisers,
+            participants,
+        })
+    }
+}
+
+/// An accompaniment in the list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccompanimentRow {
+    pub id: i64,
+    pub title: String,
+    pub scheme: String,
+    pub commune: String,
+    pub start_date: String,
+    pub themes: Vec<String>,
+    pub axes: Vec<String>,
+    pub organisation: Option<String>,
+}
+
+/// An event in the list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventRow {
+    pub id: i64,
+    pub kind: String,
+    pub title: String,
+    pub start_date: String,
+    pub end_date: String,
+    pub organisers: Vec<String>,
+    pub participants: i64,
+}
+
+fn year_bounds(year: i32) -> (String, String) {
+    (format!("{year:04}-"), format!("{:04}-", year + 1))
+}
+
+impl Node {
+    pub async fn accompaniments(&self, year: i32) -> Result<Vec<AccompanimentRow>, LocalError> {
+        Ok(self
+            .store()
+            .call(move |c| {
+                let (from, to) = year_bounds(year);
+                let mut stmt = c.prepare_cached(
+                    "SELECT a.id, a.title, a.scheme, a.commune, a.start_date, o.name,
+                        (SELECT group_concat(theme, ',') FROM accompaniment_themes t WHERE t.accompaniment_id = a.id),
+                        (SELECT group_concat(axis, ',') FROM accompaniment_axes x WHERE x.accompaniment_id = a.id)
+                     FROM accompaniments a LEFT JOIN organisations o ON o.id = a.organisation_id
+                     WHERE a.start_date >= ?1 AND a.start_date < ?2 ORDER BY a.start_date DESC, a.id DESC",
+                )?;
+                let split = |s: Option<String>| -> Vec<String> {
+                    s.map(|s| s.split(',').map(str::to_owned).collect())
+                        .unwrap_or_default()
+                };
+                let rows = stmt
+                    .query_map(params![from, to], |r| {
+                        Ok(AccompanimentRow {
+                            id: r.get(0)?,
+                            title: r.get(1)?,
+                            scheme: r.get(2)?,
+                            commune: r.get(3)?,
+                            start_date: r.get(4)?,
+                            organisation: r.get(5)?,
+                            themes: split(r.get(6)?),
+                            axes: split(r.get(7)?),
+                        })
+                    })?
+                    .collect::<rusqlite::Result<_>>()?;
+                Ok(rows)
+            })
+            .await?)
+    }
+
+    pub async fn accompaniment_form(&self, id: i64) -> Result<AccompanimentForm, LocalError> {
+        self.store()
+            .call(move |c| {
+                let a = records::load_accompaniment(c, id)?;
+                Ok(AccompanimentForm {
+                    title: a.title,
+                    scheme: a.scheme,
+                    commune: a.commune,
+                    start_date: a.start_date,
+                    themes: a.themes,
+                    axes: a.axes,
+                    organisation: match a.organisation_id {
+                        Some(o) => organisation_choice(c, o)?,
+                        None => String::new(),
+                    },
+                    note: a.note,
+                })
+            })
+            .await
+            .map_err(from_store)
+    }
+
+    /// Adds or changes an accompaniment; a new organisation name creates it.
+    pub async fn save_accompaniment(
+        &self,
+        id: Option<i64>,
+        form: &AccompanimentForm,
+        by: Option<&str>,
+    ) -> Result<(i64, Created), LocalError> {
+        let (mut a, organisation) = form.check().map_err(LocalError::Invalid)?;
+        let journal = self.journal_entry(
+            by,
+            if id.is_some() {
+                "accompagnement modifié"
+            } else {
+                "accompagnement ajouté"
+            },
+            "",
+        );
+        let outcome = self
+            .store()
+            .call(move |c| {
+                let tx = c.transaction()?;
+                if let Some(id) = id {
+                    records::load_accompaniment(&tx, id)?;
+                    a.id = id;
+                }
+                let mut created = Created::default();
+                match resolve_organisation(&tx, &organisation, "autre", &mut created)? {
+                    Ok(o) => a.organisation_id = o,
+                    Err(e) => return Ok(Err(vec![e])),
+                }
+                let id = records::save_accompaniment(&tx, &a)?;
+                journal
+                    .with_target(format!("accompagnement n° {id}"))
+                    .write(&tx)?;
+                tx.commit()?;
+                Ok(Ok((id, created)))
+            })
+            .await
+            .map_err(from_store)?;
+        outcome.map_err(LocalError::Invalid)
+    }
+
+    pub async fn events(&self, year: i32) -> Result<Vec<EventRow>, LocalError> {
+        Ok(self
+            .store()
+            .call(move |c| {
+                let (from, to) = year_bounds(year);
+                let mut stmt = c.prepare_cached(
+                    "SELECT e.id, e.kind, e.title, e.start_date, e.end_date,
+                        (SELECT group_concat(organiser, char(10)) FROM event_organisers g WHERE g.event_id = e.id),
+                        coalesce((SELECT sum(n) FROM event_participants p WHERE p.event_id = e.id), 0)
+                     FROM events e WHERE e.start_date >= ?1 AND e.start_date < ?2
+                     ORDER BY e.start_date DESC, e.id DESC",
+                )?;
+                let rows = stmt
+                    .query_map(params![from, to], |r| {
+                        let organisers: Option<String> = r.get(5)?;
+                        Ok(EventRow {
+                            id: r.get(0)?,
+                            kind: r.get(1)?,
+                            title: r.get(2)?,
+                            start_date: r.get(3)?,
+                            end_date: r.get(4)?,
+                            organisers: organisers
+                                .map(|o| o.lines().map(str::to_owned).collect())
+                                .unwrap_or_default(),
+                            participants: r.get(6)?,
+                        })
+                    })?
+                    .collect::<rusqlite::Result<_>>()?;
+                Ok(rows)
+            })
+            .await?)
+    }
+
+    pub async fn event_form(&self, id: i64) -> Result<EventForm, LocalError> {
+        self.store()
+            .call(move |c| {
+                let e = records::load_event(c, id)?;
+                let (centres, partners): (Vec<String>, Vec<String>) = e
+                    .organisers
+                    .into_iter()
+                    .partition(|o| clps_model::CentreId::new(o).is_ok());
+                Ok(EventForm {
+                    kind: e.kind,
+                    title: e.title,
+                    start_date: e.start_date,
+                    end_date: e.end_date,
+                    centres,
+                    partners: partners.join("\n"),
+                    participants: e
+                        .participants
+                        .into_iter()
+                        .map(|(p, n)| (p, n.to_string()))
+                        .collect(),
+                })
+            })
+            .await
+            .map_err(from_store)
+    }
+
+    /// Adds or changes an event. Co-organising centres are named by their
+    /// ids (the network counts a co-organised event once); partners stay at
+    /// the centre and are only counted.
+    pub async fn save_event(
+        &self,
+        id: Option<i64>,
+        form: &EventForm,
+        by: Option<&str>,
+    ) -> Result<i64, LocalError> {
+        let mut e = form.check().map_err(LocalError::Invalid)?;
+        let journal = self.journal_entry(
+            by,
+            if id.is_some() {
+                "événement modifié"
+            } else {
+                "événement ajouté"
+            },
+            "",
+        );
+        self.store()
+            .call(move |c| {
+                let tx = c.transaction()?;
+                if let Some(id) = id {
+                    records::load_event(&tx, id)?;
+                    e.id = id;
+                }
+                let id = records::save_event(&tx, &e)?;
+                journal
+                    .with_target(format!("événement n° {id}"))
+                    .write(&tx)?;
+                tx.commit()?;
+                Ok(id)
+            })
+            .await
+            .map_err(from_store)
+    }
+
+    /// Deletes an accompaniment or an event (its themes, axes, organisers
+    /// and participant counts go with it).
+    pub async fn delete_activity(
+        &self,
+        kind: Kind,
+        id: i64,
+        by: Option<&str>,
+    ) -> Result<(), LocalError> {
+        if !matches!(kind, Kind::Accompaniment | Kind::Event) {
+            return Err(LocalError::NotFound(kind, id));
+        }
+        let journal = self.journal_entry(
+            by,
+            &format!("{} supprimé", kind.label()),
+            &format!("{} n° {id}", kind.label()),
+        );
+        self.store()
+            .call(move |c| {
+                let tx = c.transaction()?;
+                records::delete(&tx, kind, id)?;
+                journal.write(&tx)?;
+                tx.commit()?;
+                Ok(())
+            })
+            .await
+            .map_err(from_store)
+    }
+}
+
 /// The label of a code of a list, or the code itself if it is unknown.
 pub fn label(list: List, code: &str) -> String {
     list.codes().label(code).unwrap_or(code).to_owned()
@@ -1454,6 +1914,56 @@ mod tests {
             node.person(person).await,
             Err(LocalError::NotFound(Kind::Person, _))
         ));
+    }
+
+    #[tokio::test]
+    async fn events_name_centres_and_keep_partners_apart() {
+        let node = node().await;
+        let form = EventForm {
+            kind: "formation".into(),
+            title: "Formation EVRAS".into(),
+            start_date: "12/10/2021".into(),
+            end_date: String::new(),
+            centres: vec!["charleroi-thuin".into(), "namur".into()],
+            partners: "Planning familial de Thuin\n".into(),
+            participants: vec![
+                ("enseignant_directeur".into(), "12".into()),
+                ("travailleur_social".into(), String::new()),
+            ],
+        };
+        let id = node.save_event(None, &form, None).await.unwrap();
+        let back = node.event_form(id).await.unwrap();
+        assert_eq!(back.end_date, "2021-10-12", "one-day event");
+        assert_eq!(back.centres, vec!["charleroi-thuin", "namur"]);
+        assert_eq!(back.partners, "Planning familial de Thuin");
+        assert_eq!(
+            back.participants,
+            vec![("enseignant_directeur".to_owned(), "12".to_owned())]
+        );
+        let rows = node.events(2021).await.unwrap();
+        assert_eq!(rows[0].participants, 12);
+        let bad = EventForm {
+            centres: vec!["atlantide".into()],
+            partners: String::new(),
+            participants: vec![("enseignant_directeur".into(), "douze".into())],
+            end_date: "01/10/2021".into(),
+            ..form
+        };
+        let errors = match node.save_event(None, &bad, None).await {
+            Err(LocalError::Invalid(e)) => e,
+            other => panic!("{other:?}"),
+        };
+        let fields: Vec<Field> = errors.iter().map(|e| e.field).collect();
+        assert_eq!(
+            fields,
+            vec![
+                Field::EndDate,
+                Field::Organisers,
+                Field::Organisers,
+                Field::Participants
+            ]
+        );
+        assert_eq!(node.events(2021).await.unwrap().len(), 1);
     }
 
     #[tokio::test]

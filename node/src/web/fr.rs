@@ -262,8 +262,12 @@ pub const MONTHS_SHORT: [&str; 12] = [
 pub fn local_problem(e: &local::FieldError) -> String {
     use local::Problem;
     match &e.problem {
+        Problem::NotACount(v) => format!("« {v} » n'est pas un nombre de personnes."),
         Problem::Required => match e.field {
             local::Field::Themes => "Cochez au moins une thématique.".into(),
+            local::Field::Organisers => {
+                "Cochez au moins un centre organisateur ou écrivez un partenaire.".into()
+            }
             _ => "Ce champ est obligatoire.".into(),
         },
         Problem::UnknownCode(v) => format!("« {v} » n'est pas un choix de la liste."),
@@ -278,7 +282,10 @@ pub fn local_problem(e: &local::FieldError) -> String {
         Problem::Ambiguous(v) => format!(
             "Plusieurs fiches s'appellent « {v} » : choisissez dans la liste celle qui porte le bon numéro."
         ),
-        Problem::DateOrder => "La fin de la période précède son début.".into(),
+        Problem::DateOrder => match e.field {
+            local::Field::EndDate => "La date de fin précède la date de début.".into(),
+            _ => "La fin de la période précède son début.".into(),
+        },
         Problem::NoSuchOrganisation(v) => format!(
             "Aucune organisation ne s'appelle « {v} » : choisissez-la dans la liste ou ajoutez-la d'abord dans Contacts."
         ),
@@ -294,6 +301,10 @@ pub fn local_error(e: &local::LocalError) -> String {
             }
             crate::records::Kind::Person => "Cette personne n'existe pas (ou plus).".into(),
             crate::records::Kind::Request => "Cette demande n'existe pas (ou plus).".into(),
+            crate::records::Kind::Accompaniment => {
+                "Cet accompagnement n'existe pas (ou plus).".into()
+            }
+            crate::records::Kind::Event => "Cet événement n'existe pas (ou plus).".into(),
             _ => "Cette fiche n'existe pas (ou plus).".into(),
         },
         local::LocalError::Invalid(errors) => match errors.as_slice() {

@@ -15,6 +15,7 @@
 // from handlers: boxing it would only add noise.
 #![allow(clippy::result_large_err)]
 
+mod activities;
 pub(crate) mod fr;
 mod import;
 mod pages;
@@ -224,6 +225,35 @@ fn router(state: Web) -> Router {
         .route(
             "/personnes/{id}/supprimer",
             get(records::confirm_delete_person).post(records::delete_person),
+        )
+        .route(
+            "/accompagnements",
+            get(activities::accompaniments).post(activities::create_accompaniment),
+        )
+        .route(
+            "/accompagnements/nouveau",
+            get(activities::new_accompaniment),
+        )
+        .route(
+            "/accompagnements/{id}",
+            get(activities::accompaniment).post(activities::save_accompaniment),
+        )
+        .route(
+            "/accompagnements/{id}/supprimer",
+            get(activities::confirm_delete_accompaniment).post(activities::delete_accompaniment),
+        )
+        .route(
+            "/evenements",
+            get(activities::events).post(activities::create_event),
+        )
+        .route("/evenements/nouveau", get(activities::new_event))
+        .route(
+            "/evenements/{id}",
+            get(activities::event).post(activities::save_event),
+        )
+        .route(
+            "/evenements/{id}/supprimer",
+            get(activities::confirm_delete_event).post(activities::delete_event),
         )
         .route("/rapport", get(report::report))
         .route("/rapport/{year}/{file}", get(report::download))

@@ -29,6 +29,7 @@ pub(super) enum Nav {
     Duplicates,
     Requests,
     Contacts,
+    Activities,
     Report,
     Sync,
     Accounts,
@@ -88,6 +89,7 @@ pub(super) fn layout_refreshing(
                                 (item("/doublons", "Doublons", nav == Nav::Duplicates))
                                 (item("/demandes", "Demandes", nav == Nav::Requests))
                                 (item("/organisations", "Contacts", nav == Nav::Contacts))
+                                (item("/accompagnements", "Activités", nav == Nav::Activities))
                                 (item("/rapport", "Rapport d'activité", nav == Nav::Report))
                                 @if s.staff.role.can_edit() {
                                     (item("/import", "Import", nav == Nav::Import))

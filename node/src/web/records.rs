@@ -21,17 +21,17 @@ use crate::app::local::{
 };
 use crate::records::List;
 
-type Params = Query<HashMap<String, String>>;
+pub(super) type Params = Query<HashMap<String, String>>;
 
-fn param<'a>(q: &'a HashMap<String, String>, key: &str) -> &'a str {
+pub(super) fn param<'a>(q: &'a HashMap<String, String>, key: &str) -> &'a str {
     q.get(key).map(|s| s.trim()).unwrap_or("")
 }
 
-fn id_of(text: &str) -> Option<i64> {
+pub(super) fn id_of(text: &str) -> Option<i64> {
     text.parse().ok().filter(|n| *n > 0)
 }
 
-fn failure(signed: &Signed, title: &str, e: &LocalError) -> Response {
+pub(super) fn failure(signed: &Signed, title: &str, e: &LocalError) -> Response {
     error_page(
         status_of(e.kind()),
         Some(&signed.session),
@@ -40,7 +40,7 @@ fn failure(signed: &Signed, title: &str, e: &LocalError) -> Response {
     )
 }
 
-fn missing(signed: &Signed, what: &str) -> Response {
+pub(super) fn missing(signed: &Signed, what: &str) -> Response {
     error_page(
         StatusCode::NOT_FOUND,
         Some(&signed.session),
@@ -51,7 +51,7 @@ fn missing(signed: &Signed, what: &str) -> Response {
 
 // ---- Field helpers -----------------------------------------------------------
 
-fn error_of(errors: &[FieldError], field: Field) -> Option<&FieldError> {
+pub(super) fn error_of(errors: &[FieldError], field: Field) -> Option<&FieldError> {
     errors.iter().find(|e| e.field == field)
 }
 
@@ -59,7 +59,7 @@ fn error_id(field: Field) -> String {
     format!("{}-erreur", field.name())
 }
 
-fn field_error(field: Field, errors: &[FieldError]) -> Markup {
+pub(super) fn field_error(field: Field, errors: &[FieldError]) -> Markup {
     html! {
         @if let Some(e) = error_of(errors, field) {
             span class="field-error" id=(error_id(field)) { (fr::local_problem(e)) }
@@ -67,7 +67,7 @@ fn field_error(field: Field, errors: &[FieldError]) -> Markup {
     }
 }
 
-fn wrap(field: Field, errors: &[FieldError]) -> &'static str {
+pub(super) fn wrap(field: Field, errors: &[FieldError]) -> &'static str {
     if error_of(errors, field).is_some() {
         "field invalid"
     } else {
@@ -75,7 +75,7 @@ fn wrap(field: Field, errors: &[FieldError]) -> &'static str {
     }
 }
 
-fn described(field: Field, errors: &[FieldError], hint: bool) -> Option<String> {
+pub(super) fn described(field: Field, errors: &[FieldError], hint: bool) -> Option<String> {
     let mut ids = Vec::new();
     if hint {
         ids.push(format!("{}-aide", field.name()));
@@ -86,11 +86,17 @@ fn described(field: Field, errors: &[FieldError], hint: bool) -> Option<String> 
     (!ids.is_empty()).then(|| ids.join(" "))
 }
 
-fn invalid(field: Field, errors: &[FieldError]) -> Option<&'static str> {
+pub(super) fn invalid(field: Field, errors: &[FieldError]) -> Option<&'static str> {
     error_of(errors, field).map(|_| "true")
 }
 
-fn text(field: Field, label: &str, value: &str, errors: &[FieldError], extra: Markup) -> Markup {
+pub(super) fn text(
+    field: Field,
+    label: &str,
+    value: &str,
+    errors: &[FieldError],
+    extra: Markup,
+) -> Markup {
     let name = field.name();
     html! {
         p class=(wrap(field, errors)) {
@@ -103,7 +109,7 @@ fn text(field: Field, label: &str, value: &str, errors: &[FieldError], extra: Ma
     }
 }
 
-fn codes(
+pub(super) fn codes(
     field: Field,
     label: &str,
     list: &vocab::CodeList,
@@ -143,14 +149,14 @@ fn filter_codes(name: &str, label: &str, list: &vocab::CodeList, current: &str) 
 
 /// A date as staff write it (« 02/12/2026 »), or the text as typed when it
 /// is no date (so the person sees what to correct).
-fn shown_date(text: &str) -> String {
+pub(super) fn shown_date(text: &str) -> String {
     match local::parse_date(text) {
         Some(iso) => fr::date(&iso),
         None => text.to_owned(),
     }
 }
 
-fn labels(list: List, codes: &[String]) -> String {
+pub(super) fn labels(list: List, codes: &[String]) -> String {
     codes
         .iter()
         .map(|c| local::label(list, c))
@@ -158,7 +164,7 @@ fn labels(list: List, codes: &[String]) -> String {
         .join(", ")
 }
 
-fn form_errors_notice(errors: &[FieldError]) -> Markup {
+pub(super) fn form_errors_notice(errors: &[FieldError]) -> Markup {
     html! {
         @if !errors.is_empty() {
             p class="notice error" role="alert" {
@@ -198,7 +204,7 @@ fn kept_values(f: &RequestForm) -> String {
     s.finish()
 }
 
-fn datalists(choices: &Choices) -> Markup {
+pub(super) fn datalists(choices: &Choices) -> Markup {
     html! {
         datalist id="organisations-liste" {
             @for name in &choices.organisations {
