@@ -636,7 +636,7 @@ pub(super) async fn publication(State(web): State<Web>, signed: Signed) -> Respo
                 @if groups.is_empty() {
                     p { "Aucune demande, aucun prêt, aucun accompagnement ni événement : il n'y a rien à publier." }
                 } @else {
-                    table class="report" {
+                    table class="list" {
                         caption { "Tableaux publiés" }
                         thead { tr {
                             th scope="col" { "Année" } th scope="col" { "Tableau" }
@@ -658,7 +658,7 @@ pub(super) async fn publication(State(web): State<Web>, signed: Signed) -> Respo
                     @for ((year, table), figures) in &groups {
                         details id={ (year) "-" (table) } {
                             summary { (year) " — " (table_name(table)) " (" (fr::count(figures.len() as i64, "cellule", "cellules")) ")" }
-                            table class="report" {
+                            table class="list" {
                                 thead { tr {
                                     th scope="col" { "Ce qui est compté" }
                                     th scope="col" class="num" { "Envoyé" }
