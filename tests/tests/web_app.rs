@@ -232,6 +232,81 @@ async fn a_documentalist_finds_and_edits_a_tool_and_another_centre_sees_it() {
     assert_eq!(status, 200);
     assert!(!body.contains("<td>9</td>"), "the holding changed");
 
+    // Circulation at Namur: a copy with a barcode, lent at the desk; a
+    // loan noted on paper a month ago is entered with its real days and is
+    // overdue, with its reminder letter.
+    b.goto(&format!("{namur_url}{record_path}")).await.unwrap();
+    b.fill("#nouveau_code", "NA-0001").await.unwrap();
+    b.fill("#nouvelle_cote", "D-001").await.unwrap();
+    b.click_text("Ajouter l'exemplaire").await.unwrap();
+    b.wait_for_text("main", "Exemplaire ajouté").await.unwrap();
+    b.fill("#nouveau_code", "NA-0002").await.unwrap();
+    b.click_text("Ajouter l'exemplaire").await.unwrap();
+    let page = b
+        .wait_for_text("#nos-exemplaires + table", "NA-0002")
+        .await
+        .unwrap();
+    assert!(page.contains("Disponible"), "{page}");
+    b.click_text("Prêts").await.unwrap();
+    b.wait_for_text("h1", "Prêts et retours").await.unwrap();
+    check_page(&b, "40-pret").await;
+    b.fill("#code_barre", "NA-0001").await.unwrap();
+    b.fill("#organisation", "École des Canaris").await.unwrap();
+    b.fill("#personne", "Zoé Canari").await.unwrap();
+    b.click("form[action='/pret'] button").await.unwrap();
+    let page = b.wait_for_text("main", "Prêté :").await.unwrap();
+    assert!(page.contains("à École des Canaris (Zoé Canari)"), "{page}");
+    // The same copy again: refused with a sentence, nothing written.
+    b.fill("#code_barre", "NA-0001").await.unwrap();
+    b.fill("#organisation", "Athénée des Canaris")
+        .await
+        .unwrap();
+    b.click("form[action='/pret'] button").await.unwrap();
+    let page = b
+        .wait_for_text("main", "est déjà en prêt jusqu'au")
+        .await
+        .unwrap();
+    assert!(page.contains("1 exemplaire dehors"), "{page}");
+    b.fill("#code_barre", "NA-0002").await.unwrap();
+    b.fill("#organisation", "CPAS des Canaris").await.unwrap();
+    let format = time_format();
+    let today = time::OffsetDateTime::now_utc().date();
+    let ago = |days: i64| {
+        (today - time::Duration::days(days))
+            .format(&format)
+            .unwrap()
+    };
+    b.fill("#date", &ago(40)).await.unwrap();
+    b.fill("#retour_prevu", &ago(12)).await.unwrap();
+    b.click("form[action='/pret'] button").await.unwrap();
+    b.wait_for_text("main", "2 exemplaires dehors")
+        .await
+        .unwrap();
+    b.click_text("Les prêts en retard et les lettres de rappel")
+        .await
+        .unwrap();
+    let page = b.wait_for_text("main", "1 prêt en retard").await.unwrap();
+    assert!(
+        page.contains("CPAS des Canaris") && page.contains("12"),
+        "{page}"
+    );
+    let letter = b.text("pre.letter-text").await.unwrap();
+    assert!(
+        letter.contains("Objet : rappel de retour")
+            && letter
+                .contains("« Éducation à la santé : repères pour l'école » (exemplaire NA-0002)"),
+        "{letter}"
+    );
+    check_page(&b, "41-retards").await;
+    let csrf_of = |html: &str| {
+        html.split("name=\"csrf\" value=\"")
+            .nth(1)
+            .and_then(|s| s.split('"').next())
+            .unwrap()
+            .to_owned()
+    };
+    let namur_cookie = format!("clps_session={}", b.cookie("clps_session").await.unwrap());
+
     // Liège's own web application shows the edit once the hub has passed it on.
     sign_in(&b, &liege_url, "admin", "mot de passe de Liège").await;
     let started = Instant::now();
@@ -247,13 +322,64 @@ async fn a_documentalist_finds_and_edits_a_tool_and_another_centre_sees_it() {
         );
     }
     check_page(&b, "08-notice-liege").await;
+    // Liège sees Namur's copies and that none is free (both are out), and
+    // never a borrower.
+    let started = Instant::now();
+    loop {
+        b.goto(&format!("{liege_url}{record_path}")).await.unwrap();
+        let page = b.text("main").await.unwrap();
+        let network = b.text("#reseau + table").await.unwrap_or_default();
+        if network.contains("Namur") && network.contains("en prêt") {
+            assert!(!page.contains("Canari"), "{page}");
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "Namur's loan did not reach Liège within 60 s: {page}"
+        );
+    }
+    // A return at Namur's desk: the copy is free again at Liège.
+    let (_, desk) = http(namur_addr, "GET", "/pret", &[("Cookie", &namur_cookie)], "")
+        .await
+        .unwrap();
+    let (status, body) = http(
+        namur_addr,
+        "POST",
+        "/retour",
+        &[
+            ("Cookie", &namur_cookie),
+            ("Content-Type", "application/x-www-form-urlencoded"),
+        ],
+        &format!("csrf={}&code_barre=NA-0001", csrf_of(&desk)),
+    )
+    .await
+    .unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("l'exemplaire est disponible"), "{body}");
+    let started = Instant::now();
+    loop {
+        b.goto(&format!("{liege_url}{record_path}")).await.unwrap();
+        let page = b.text("main").await.unwrap();
+        if b.text("#reseau + table")
+            .await
+            .unwrap_or_default()
+            .contains("disponible")
+        {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the return did not reach Liège within 60 s: {page}"
+        );
+    }
     b.click_text("Accueil").await.unwrap();
     let home = b
         .wait_for_text("body", "Reçu des autres centres")
         .await
         .unwrap();
     assert!(
-        home.contains("CLPS-Namur modification Éducation à la santé : repères pour l'école"),
+        // The latest of Namur's changes to the record: its copies (the return).
+        home.contains("CLPS-Namur exemplaires Éducation à la santé : repères pour l'école"),
         "{home}"
     );
     check_page(&b, "08b-accueil-liege").await;
@@ -262,6 +388,10 @@ async fn a_documentalist_finds_and_edits_a_tool_and_another_centre_sees_it() {
         .await
         .unwrap();
     check_page(&b, "09-synchronisation").await;
+}
+
+fn time_format() -> &'static [time::format_description::BorrowedFormatItem<'static>] {
+    time::macros::format_description!("[day]/[month]/[year]")
 }
 
 /// A library system's export as Excel saves it on Windows: Windows-1252,

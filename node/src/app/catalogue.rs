@@ -660,7 +660,7 @@ impl Node {
 
     /// Publics and holding centres present in the catalogue.
     /// After a write that may add a public or a holding centre.
-    fn forget_facets(&self) {
+    pub(crate) fn forget_facets(&self) {
         self.facets_cache().take();
     }
 

@@ -47,6 +47,9 @@ pub enum Field {
     EndDate,
     Organisers,
     Participants,
+    Barcode,
+    State,
+    DueDate,
 }
 
 impl Field {
@@ -78,6 +81,9 @@ impl Field {
             Field::EndDate => "fin",
             Field::Organisers => "organisateurs",
             Field::Participants => "participants",
+            Field::Barcode => "code_barre",
+            Field::State => "etat",
+            Field::DueDate => "retour_prevu",
         }
     }
 }
@@ -101,6 +107,8 @@ pub enum Problem {
     NoSuchOrganisation(String),
     /// Not a whole number of people.
     NotACount(String),
+    /// A day that has not come yet.
+    InFuture(String),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -405,7 +413,7 @@ pub struct Created {
 }
 
 /// The organisation a typed name designates, created if new.
-fn resolve_organisation(
+pub(super) fn resolve_organisation(
     tx: &Transaction<'_>,
     text: &str,
     sector: &str,
@@ -451,7 +459,7 @@ fn resolve_organisation(
     }
 }
 
-fn resolve_person(
+pub(super) fn resolve_person(
     tx: &Transaction<'_>,
     text: &str,
     organisation_id: Option<i64>,

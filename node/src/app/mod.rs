@@ -13,6 +13,7 @@
 
 pub mod accounts;
 pub mod catalogue;
+pub mod circulation;
 pub mod local;
 pub mod report;
 pub mod sync;

@@ -42,6 +42,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0008_catalogue_activity.sql",
         include_str!("../../../migrations/node/0008_catalogue_activity.sql"),
     ),
+    (
+        "0009_circulation.sql",
+        include_str!("../../../migrations/node/0009_circulation.sql"),
+    ),
 ];
 
 /// The schema version this binary writes.

@@ -263,6 +263,7 @@ pub fn local_problem(e: &local::FieldError) -> String {
     use local::Problem;
     match &e.problem {
         Problem::NotACount(v) => format!("« {v} » n'est pas un nombre de personnes."),
+        Problem::InFuture(v) => format!("Le {} n'est pas encore arrivé.", date(v)),
         Problem::Required => match e.field {
             local::Field::Themes => "Cochez au moins une thématique.".into(),
             local::Field::Organisers => {
@@ -284,6 +285,7 @@ pub fn local_problem(e: &local::FieldError) -> String {
         ),
         Problem::DateOrder => match e.field {
             local::Field::EndDate => "La date de fin précède la date de début.".into(),
+            local::Field::DueDate => "Le retour prévu précède la sortie.".into(),
             _ => "La fin de la période précède son début.".into(),
         },
         Problem::NoSuchOrganisation(v) => format!(

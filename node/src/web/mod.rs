@@ -16,6 +16,7 @@
 #![allow(clippy::result_large_err)]
 
 mod activities;
+mod circulation;
 pub(crate) mod fr;
 mod import;
 mod pages;
@@ -172,6 +173,16 @@ fn router(state: Web) -> Router {
         .route("/notices/{id}/exemplaires", post(save_holding))
         .route("/notices/{id}/avis", post(save_review))
         .route("/notices/{id}/conflit", post(keep_value))
+        .route("/notices/{id}/exemplaire", post(circulation::add_copy))
+        .route("/notices/{id}/reservations", post(circulation::reserve))
+        .route(
+            "/reservations/{id}/annuler",
+            post(circulation::cancel_reservation),
+        )
+        .route("/pret", get(circulation::desk_get).post(circulation::lend))
+        .route("/retour", post(circulation::give_back))
+        .route("/prets/{id}/prolonger", post(circulation::renew))
+        .route("/retards", get(circulation::overdue))
         .route("/doublons", get(duplicates))
         .route("/doublons/fusion", post(merge))
         .route(
@@ -814,6 +825,11 @@ async fn record(
         "exemplaires" => Some("Les exemplaires du centre sont à jour."),
         "avis" => Some("L'avis du centre est à jour."),
         "conflit" => Some("Valeur gardée : tous les centres verront celle-ci."),
+        "exemplaire" => Some(
+            "Exemplaire ajouté : les autres centres verront le nombre d'exemplaires et la disponibilité à la prochaine synchronisation.",
+        ),
+        "reservation" => Some("Réservation ajoutée à la file."),
+        "reservation-annulee" => Some("Réservation annulée."),
         "fusion" => {
             Some("Doublons fusionnés : les exemplaires de chaque centre restent sur cette notice.")
         }
@@ -832,10 +848,26 @@ async fn record_page(
     notice: Option<pages::Notice>,
 ) -> Response {
     match web.node.record(id).await {
-        Ok(view) => page(
-            status,
-            pages::record(&web.node, &signed.session, &view, notice.as_ref()),
-        ),
+        Ok(view) => {
+            let copies = web.node.copies(id).await.unwrap_or_default();
+            let queue = web.node.reservations(id).await.unwrap_or_default();
+            let choices = web.node.choices().await.unwrap_or_default();
+            let desk = maud::html! {
+                (circulation::record_section(signed, id, &copies, &queue))
+                (records::datalists(&choices))
+            };
+            page(
+                status,
+                pages::record(
+                    &web.node,
+                    &signed.session,
+                    &view,
+                    notice.as_ref(),
+                    desk,
+                    !copies.is_empty(),
+                ),
+            )
+        }
         Err(e) => error_page(
             status_of(e.kind()),
             Some(&signed.session),

@@ -30,6 +30,7 @@ pub(super) enum Nav {
     Requests,
     Contacts,
     Activities,
+    Loans,
     Report,
     Sync,
     Accounts,
@@ -90,6 +91,7 @@ pub(super) fn layout_refreshing(
                                 (item("/demandes", "Demandes", nav == Nav::Requests))
                                 (item("/organisations", "Contacts", nav == Nav::Contacts))
                                 (item("/accompagnements", "Activités", nav == Nav::Activities))
+                                (item("/pret", "Prêts", nav == Nav::Loans))
                                 (item("/rapport", "Rapport d'activité", nav == Nav::Report))
                                 @if s.staff.role.can_edit() {
                                     (item("/import", "Import", nav == Nav::Import))
@@ -580,7 +582,14 @@ fn field_error(errors: &[FieldError], field: Field) -> Option<&FieldError> {
     errors.iter().find(|e| e.field == field)
 }
 
-pub fn record(node: &Node, session: &Session, view: &RecordView, n: Option<&Notice>) -> Markup {
+pub fn record(
+    node: &Node,
+    session: &Session,
+    view: &RecordView,
+    n: Option<&Notice>,
+    desk: Markup,
+    has_copies: bool,
+) -> Markup {
     let r: &Record = &view.record;
     let f = &r.fields;
     let own = r.holdings.get(node.centre());
@@ -635,7 +644,7 @@ pub fn record(node: &Node, session: &Session, view: &RecordView, n: Option<&Noti
                         p class="description" { (para) }
                     }
                 }
-                h2 { "Exemplaires dans le réseau" }
+                h2 id="reseau" { "Exemplaires dans le réseau" }
                 @if r.holdings.is_empty() {
                     p { "Aucun centre n'a encore indiqué d'exemplaire." }
                 } @else {
@@ -709,9 +718,14 @@ pub fn record(node: &Node, session: &Session, view: &RecordView, n: Option<&Noti
                     }
                 }
             }
+            (desk)
             @if session.staff.role.can_edit() {
                 section class="own noprint" {
-                    h2 { "Les exemplaires de " (fr::centre_name(node.centre())) }
+                    h2 { "Les exemplaires de " (fr::centre_name(node.centre())) " dans le catalogue partagé" }
+                    @if has_copies {
+                        p class="hint" { "Le nombre d'exemplaires et la disponibilité que voient les autres centres suivent les exemplaires ci-dessus, à chaque prêt et à chaque retour." }
+                    }
+                    @if !has_copies {
                     form method="post" action={ "/notices/" (r.id) "/exemplaires" } {
                         (csrf(session))
                         (number_input("copies", "Nombre d'exemplaires", &own.map(|h| h.copies.to_string()).unwrap_or_else(|| "0".into()), field_error(errors, Field::Copies)))
@@ -725,6 +739,7 @@ pub fn record(node: &Node, session: &Session, view: &RecordView, n: Option<&Noti
                             }
                         }
                         p { button type="submit" { "Enregistrer les exemplaires" } }
+                    }
                     }
                     h2 { "L'avis de " (fr::centre_name(node.centre())) }
                     form method="post" action={ "/notices/" (r.id) "/avis" } {
