@@ -140,7 +140,7 @@ fn desk_page(
                                 p class=(wrap(Field::DueDate, e)) {
                                     label for="retour_prevu" { "Retour prévu" }
                                     input type="text" id="retour_prevu" name="retour_prevu" value=(shown_date(&form.due_date))
-                                        size="10" placeholder="durée habituelle" autocomplete="off"
+                                        size="10" placeholder="jj/mm/aaaa" autocomplete="off"
                                         aria-invalid=[invalid(Field::DueDate, e)] aria-describedby=[described(Field::DueDate, e, false)];
                                     (field_error(Field::DueDate, e))
                                 }
