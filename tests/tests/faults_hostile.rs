@@ -715,6 +715,21 @@ async fn schema_and_privacy_forgeries_are_refused_and_the_victim_keeps_syncing()
     });
 }
 
+/// An honest sync as the node's link runs it: with this test's 3-second
+/// send timeout, a session whose process is too loaded to read in time (the
+/// other tests share both cores) is dropped by the hub like a stalled one,
+/// and the link simply starts another (a sync is idempotent).
+async fn honest_sync(node: &Node) -> clps_node::link::SyncReport {
+    let mut failures = Vec::new();
+    for _ in 0..5 {
+        match sync_once(&node.config, &node.store).await {
+            Ok(report) => return report,
+            Err(e) => failures.push(e.to_string()),
+        }
+    }
+    panic!("five honest syncs in a row were dropped: {failures:?}");
+}
+
 /// Amplification and stalled readers: a `Fetch` naming one large document
 /// 300 times is answered with one copy; a client that asks for more than
 /// it reads is disconnected with `DEADLINE_EXCEEDED`, and others sync.
@@ -761,7 +776,7 @@ async fn repeated_fetches_cost_one_copy_and_a_stalled_reader_is_told_why() {
         made += 1;
     }
     namur.commit(doc).unwrap();
-    no_failures(&sync_once(&namur.config, &namur.store).await.unwrap());
+    no_failures(&honest_sync(&namur).await);
     let doc_id = DocId::catalogue(bucket).to_string();
     let namur_id = Identity::Centre(centre("namur"));
 
@@ -806,7 +821,7 @@ async fn repeated_fetches_cost_one_copy_and_a_stalled_reader_is_told_why() {
     // The hub notices within its send timeout (3 s); meanwhile another
     // centre syncs.
     let liege = Node::centre(&fed, "liege").unwrap();
-    no_failures(&sync_once(&liege.config, &liege.store).await.unwrap());
+    no_failures(&honest_sync(&liege).await);
     clps_tests::wait_for("the stalled session ended", || {
         Metrics::get(&metrics.sessions_active) == 0
     })

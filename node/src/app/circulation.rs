@@ -271,15 +271,18 @@ fn holding_of(conn: &Connection, record_id: &str) -> Result<Holding, StoreError>
 
 /// Runs `write` and rewrites the centre's holding of `record` to match, in
 /// one transaction: the loan and what the network sees of it never part.
-fn with_holding<T>(
+/// When `write` refuses (`Ok(Err(_))`), nothing it did is kept.
+fn with_holding<T, E>(
     conn: &mut Connection,
     record: &RecordId,
-    write: impl FnOnce(&Transaction<'_>) -> Result<T, StoreError>,
-) -> Result<T, StoreError> {
-    // The SQL write runs first inside a savepoint-free transaction of its
-    // own view: compute the holding after it, then store both together.
+    write: impl FnOnce(&Transaction<'_>) -> Result<Result<T, E>, StoreError>,
+) -> Result<Result<T, E>, StoreError> {
     let tx = conn.transaction()?;
-    let out = write(&tx)?;
+    let out = match write(&tx)? {
+        Ok(out) => out,
+        // Dropping the transaction rolls back what `write` did.
+        Err(refused) => return Ok(Err(refused)),
+    };
     let holding = holding_of(&tx, record.as_str())?;
     let actor = crate::shared::node_actor(&tx)?;
     let bucket = clps_model::docs::catalogue::bucket_of(record);
@@ -292,7 +295,7 @@ fn with_holding<T>(
     let mut am = doc.into_automerge();
     crate::shared::store(&tx, &doc_id, &mut am, &before, true)?;
     tx.commit()?;
-    Ok(out)
+    Ok(Ok(out))
 }
 
 fn copy_id_of(
@@ -371,7 +374,7 @@ impl Node {
                 if copy_id_of(c, &barcode)?.is_some() {
                     return Ok(Err(CirculationError::BarcodeTaken(barcode)));
                 }
-                let id = with_holding(c, &rid, |tx| {
+                with_holding(c, &rid, |tx| {
                     tx.execute(
                         "INSERT INTO copies (record_id, barcode, shelf_mark, state, added_at)
                          VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -379,9 +382,8 @@ impl Node {
                     )?;
                     let id = tx.last_insert_rowid();
                     journal.write(tx)?;
-                    Ok(id)
-                })?;
-                Ok(Ok(id))
+                    Ok(Ok(id))
+                })
             })
             .await?
             .inspect(|_| self.forget_facets())
@@ -620,14 +622,17 @@ impl Node {
                 };
                 // A return recorded on the day of the loan or later.
                 let back = if today < out_date { out_date } else { today };
-                with_holding(c, &rid, |tx| {
+                let written = with_holding(c, &rid, |tx| {
                     tx.execute(
                         "UPDATE loans SET returned_date = ?2 WHERE id = ?1",
                         params![loan_id, back],
                     )?;
                     journal.write(tx)?;
-                    Ok(())
+                    Ok(Ok::<(), CirculationError>(()))
                 })?;
+                if let Err(e) = written {
+                    return Ok(Err(e));
+                }
                 let next = first_reservation(c, &record_id)?.map(|(r, _)| r);
                 Ok(Ok(Returned {
                     loan: load_loan(c, loan_id)?,
