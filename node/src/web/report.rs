@@ -222,6 +222,50 @@ fn bar_chart(g: &Grid) -> Markup {
     }
 }
 
+/// Two bars per row (the year before, lighter, then this year), for the
+/// year-on-year table.
+fn pair_chart(g: &Grid) -> Markup {
+    let rows: Vec<(&str, u64, u64)> = g
+        .rows
+        .iter()
+        .filter_map(|(l, c)| match c.as_slice() {
+            [before, after] if before + after > 0 => Some((l.as_str(), *before, *after)),
+            _ => None,
+        })
+        .collect();
+    let max = rows.iter().map(|(_, b, a)| *b.max(a)).max().unwrap_or(0);
+    if max == 0 {
+        return html! { p class="hint" { "Aucune donnée pour ces deux années." } };
+    }
+    let (label_w, bar_w, row_h) = (300u64, 360u64, 34u64);
+    let height = row_h * rows.len() as u64 + 30;
+    let title_id = format!("graphique-{}", g.key);
+    let (first, second) = (
+        g.columns.first().cloned().unwrap_or_default(),
+        g.columns.get(1).cloned().unwrap_or_default(),
+    );
+    html! {
+        svg class="chart" xmlns="http://www.w3.org/2000/svg" role="img" aria-labelledby=(title_id)
+            viewBox={ "0 0 " (label_w + bar_w + 60) " " (height) } width="100%" {
+            title id=(title_id) { (g.title) " (graphique : " (first) " en clair, " (second) " en foncé)" }
+            rect x=(label_w) y="6" width="12" height="10" fill="#9cc3e0" {}
+            text x=(label_w + 16) y="15" font-size="12" { (first) }
+            rect x=(label_w + 70) y="6" width="12" height="10" fill="#2f6f9f" {}
+            text x=(label_w + 86) y="15" font-size="12" { (second) }
+            @for (i, (label, before, after)) in rows.iter().enumerate() {
+                @let y = i as u64 * row_h + 26;
+                @let wb = (before * bar_w).div_ceil(max);
+                @let wa = (after * bar_w).div_ceil(max);
+                text x=(label_w - 8) y=(y + 18) text-anchor="end" font-size="12" { (short(label, 44)) }
+                rect x=(label_w) y=(y + 2) width=(wb) height="12" fill="#9cc3e0" {}
+                text x=(label_w + wb + 6) y=(y + 12) font-size="11" { (before) }
+                rect class="bar" x=(label_w) y=(y + 16) width=(wa) height="12" fill="#2f6f9f" {}
+                text x=(label_w + wa + 6) y=(y + 26) font-size="11" { (after) }
+            }
+        }
+    }
+}
+
 /// Demandes per month as vertical bars.
 fn month_chart(r: &Report) -> Markup {
     let max = r.months.iter().copied().max().unwrap_or(0);
@@ -432,7 +476,7 @@ fn report_page(
             @for g in &rest {
                 section aria-labelledby={ "t-" (g.key) } {
                     h2 id={ "t-" (g.key) } { (g.title) }
-                    @if g.key != "mois" { (bar_chart(g)) }
+                    @if g.key == "evolution" { (pair_chart(g)) } @else if g.key != "mois" { (bar_chart(g)) }
                     (grid_table(g, r.year))
                     @if g.key == "evolution" {
                         p class="hint" { "Même centre, mêmes fiches : les deux années sont comptées de la même façon." }
@@ -718,6 +762,26 @@ mod tests {
         let bytes = to_xlsx(&grid(), "CLPS de Namur", 2021).unwrap();
         assert_eq!(&bytes[..2], b"PK");
         assert!(bytes.len() > 1000);
+    }
+
+    #[test]
+    fn year_on_year_draws_both_years_per_row() {
+        let g = Grid {
+            key: "evolution".into(),
+            columns: vec!["2020".into(), "2021".into()],
+            rows: vec![
+                ("Prêt".into(), vec![10, 20]),
+                ("Diffusion".into(), vec![0, 0]),
+                ("Logistique".into(), vec![4, 0]),
+            ],
+            totals: vec![14, 20],
+            ..grid()
+        };
+        let svg = pair_chart(&g).into_string();
+        // Two legend swatches, then two bars per row that has any count.
+        assert_eq!(svg.matches("<rect").count(), 2 + 2 * 2, "{svg}");
+        assert!(svg.contains(">Prêt<") && !svg.contains(">Diffusion<"), "{svg}");
+        assert!(svg.contains("width=\"360\""), "the largest count fills the width");
     }
 
     #[test]
