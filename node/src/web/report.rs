@@ -780,8 +780,14 @@ mod tests {
         let svg = pair_chart(&g).into_string();
         // Two legend swatches, then two bars per row that has any count.
         assert_eq!(svg.matches("<rect").count(), 2 + 2 * 2, "{svg}");
-        assert!(svg.contains(">Prêt<") && !svg.contains(">Diffusion<"), "{svg}");
-        assert!(svg.contains("width=\"360\""), "the largest count fills the width");
+        assert!(
+            svg.contains(">Prêt<") && !svg.contains(">Diffusion<"),
+            "{svg}"
+        );
+        assert!(
+            svg.contains("width=\"360\""),
+            "the largest count fills the width"
+        );
     }
 
     #[test]
