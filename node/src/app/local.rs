@@ -764,11 +764,24 @@ impl Node {
     }
 
     pub async fn delete_request(&self, id: i64, by: Option<&str>) -> Result<(), LocalError> {
-        let journal = self.journal_entry(by, "demande supprimée", &format!("demande n° {id}"));
+        self.delete_one(Kind::Request, id, "demande supprimée", by)
+            .await
+    }
+
+    /// Deletes one record of the centre in one transaction, with its
+    /// journal line (« action », « kind n° id »).
+    async fn delete_one(
+        &self,
+        kind: Kind,
+        id: i64,
+        action: &str,
+        by: Option<&str>,
+    ) -> Result<(), LocalError> {
+        let journal = self.journal_entry(by, action, &format!("{} n° {id}", kind.label()));
         self.store()
             .call(move |c| {
                 let tx = c.transaction()?;
-                records::delete(&tx, Kind::Request, id)?;
+                records::delete(&tx, kind, id)?;
                 journal.write(&tx)?;
                 tx.commit()?;
                 Ok(())
@@ -1093,21 +1106,8 @@ impl Node {
     /// Deletes an organisation: its persons, demandes and loans stay,
     /// without it.
     pub async fn delete_organisation(&self, id: i64, by: Option<&str>) -> Result<(), LocalError> {
-        let journal = self.journal_entry(
-            by,
-            "organisation supprimée",
-            &format!("organisation n° {id}"),
-        );
-        self.store()
-            .call(move |c| {
-                let tx = c.transaction()?;
-                records::delete(&tx, Kind::Organisation, id)?;
-                journal.write(&tx)?;
-                tx.commit()?;
-                Ok(())
-            })
+        self.delete_one(Kind::Organisation, id, "organisation supprimée", by)
             .await
-            .map_err(from_store)
     }
 
     pub async fn persons(
@@ -1748,21 +1748,8 @@ impl Node {
         if !matches!(kind, Kind::Accompaniment | Kind::Event) {
             return Err(LocalError::NotFound(kind, id));
         }
-        let journal = self.journal_entry(
-            by,
-            &format!("{} supprimé", kind.label()),
-            &format!("{} n° {id}", kind.label()),
-        );
-        self.store()
-            .call(move |c| {
-                let tx = c.transaction()?;
-                records::delete(&tx, kind, id)?;
-                journal.write(&tx)?;
-                tx.commit()?;
-                Ok(())
-            })
+        self.delete_one(kind, id, &format!("{} supprimé", kind.label()), by)
             .await
-            .map_err(from_store)
     }
 }
 
